@@ -1,0 +1,5 @@
+"""Double DQN: the plain DQN space (double_q changes the target, not the knobs)."""
+
+from search_spaces.dqn import SPACE as DQN_SPACE
+
+SPACE = dict(DQN_SPACE)

@@ -1,0 +1,10 @@
+"""Plain DQN: learning rate, target-network period, gradient clip, encoder."""
+
+from ray import tune
+
+SPACE = {
+    "lr": tune.loguniform(1e-5, 1e-3),
+    "target_network_update_freq": tune.choice([500, 2000, 8000]),
+    "grad_clip": tune.loguniform(1.0, 100.0),
+    "conv_filters": tune.choice(["nature", "small", "wide"]),
+}

@@ -1,0 +1,5 @@
+"""Dueling DQN: the plain DQN space (dueling changes the head, not the knobs)."""
+
+from search_spaces.dqn import SPACE as DQN_SPACE
+
+SPACE = dict(DQN_SPACE)

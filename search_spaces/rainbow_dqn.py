@@ -1,0 +1,15 @@
+"""Rainbow DQN: every component's knob (multi-step, atoms, noise, PER)."""
+
+from ray import tune
+
+SPACE = {
+    "lr": tune.loguniform(1e-5, 1e-3),
+    "n_step": tune.choice([1, 3, 5]),
+    "num_atoms": tune.choice([21, 51, 101]),
+    "sigma0": tune.uniform(0.1, 1.0),
+    "grad_clip": tune.loguniform(10.0, 100.0),
+    "target_network_update_freq": tune.choice([500, 2000, 8000]),
+    "per_alpha": tune.uniform(0.3, 0.8),
+    "per_beta": tune.uniform(0.3, 0.7),
+    "conv_filters": tune.choice(["nature", "small", "wide"]),
+}

@@ -1,0 +1,95 @@
+"""Turns a preset, an env and one trial's searched values into an RLlib config.
+
+Built with RLlib's own builder API (`.environment().training()...`), never by
+editing its dictionaries, so RLlib validates every value itself.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+from ray.tune.registry import get_trainable_cls
+
+from tune_rl.envs import (
+    EnvChoice,
+    ScoreCallback,
+    frame_stack_env_to_module,
+    frame_stack_learner,
+)
+from tune_rl.presets import CONV_FILTERS, EVALUATION, Preset
+
+# Searched names that are not `.training()` keyword arguments.
+REPLAY_PARAMS = {"per_alpha": "alpha", "per_beta": "beta"}
+MODEL_PARAMS = {"conv_filters"}
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What the sweep spec fixes for every trial (the searched values aside)."""
+
+    seed: int = 0
+    env_runners: int = 0  # 0: sample in the trial's own process
+    envs_per_env_runner: int = 1
+    cpus_per_env_runner: int = 1
+    gpus_per_learner: float = 0
+    min_env_steps_per_iteration: int = 1000
+    evaluation: bool = True
+    env_config: dict[str, Any] = field(default_factory=dict)
+    # Fixed `.training()` overrides from the spec (e.g. a smaller PPO batch
+    # for quick runs); searched values still win over these.
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+def build_config(
+    preset: Preset,
+    env: EnvChoice,
+    params: dict[str, Any],
+    settings: TrialSettings = TrialSettings(),
+) -> AlgorithmConfig:
+    """The RLlib config of one trial: preset, then spec overrides, then `params`."""
+    training = copy.deepcopy(preset.training)
+    training.update(copy.deepcopy(settings.training))
+    model: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in MODEL_PARAMS:
+            model["conv_filters"] = CONV_FILTERS[value]
+        elif name in REPLAY_PARAMS:
+            buffer = training.setdefault("replay_buffer_config", {})
+            buffer[REPLAY_PARAMS[name]] = value
+        else:
+            training[name] = value
+    if env.atari:
+        model.setdefault("conv_filters", CONV_FILTERS["nature"])
+        model["conv_activation"] = "relu"
+    # See envs.py: DQN's replay buffers cannot feed RLlib's frame stacking.
+    stack_in_connectors = env.atari and not preset.is_dqn
+    env_config = {**settings.env_config, "stack_frames_in_env": env.atari and preset.is_dqn}
+
+    config = (
+        get_trainable_cls(preset.rllib_algo)
+        .get_default_config()
+        .environment(env.registered_name, env_config=env_config)
+        .framework("torch")
+        .env_runners(
+            num_env_runners=settings.env_runners,
+            num_envs_per_env_runner=settings.envs_per_env_runner,
+            num_cpus_per_env_runner=settings.cpus_per_env_runner,
+            env_to_module_connector=frame_stack_env_to_module if stack_in_connectors else None,
+        )
+        .learners(num_gpus_per_learner=settings.gpus_per_learner)
+        .training(
+            **training,
+            learner_connector=frame_stack_learner if stack_in_connectors else None,
+        )
+        .rl_module(model_config=DefaultModelConfig(**model))
+        .callbacks(ScoreCallback)
+        .reporting(min_sample_timesteps_per_iteration=settings.min_env_steps_per_iteration)
+        .debugging(seed=settings.seed)
+    )
+    if settings.evaluation:
+        config.evaluation(**EVALUATION, evaluation_num_env_runners=0)
+    return config

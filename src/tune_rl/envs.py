@@ -1,0 +1,183 @@
+"""The environments a sweep can train on, chosen by name.
+
+`breakout` follows RLlib's own Atari examples: ALE with frameskip=1 and the
+skip (with max-pooling) done in the wrapper, 84x84 grayscale, four stacked
+frames. For PPO, IMPALA and APPO the frames are stacked by RLlib's
+frame-stacking connectors, as in those examples. The DQN family cannot do
+that on Ray 2.60: its episode replay buffers keep no lookback
+(prioritized_episode_buffer.py: "TODO (sven): Support lookback buffers"), so
+the learner-side connector has no earlier frames to stack and fails. For DQN
+the env stacks the frames itself, so a full 60000-step replay buffer takes
+about 6.8 GB (float32; RLlib's CNN encoder takes no other dtype).
+
+Rewards are clipped to [-1, 1] for learning, as DeepMind did; the real game
+score of each episode is reported separately as `game_score` by
+`ScoreCallback`, so the number people compare is the score of the game.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from ray.rllib.callbacks.callbacks import RLlibCallback
+from ray.rllib.connectors.env_to_module.frame_stacking import FrameStackingEnvToModule
+from ray.rllib.connectors.learner.frame_stacking import FrameStackingLearner
+from ray.rllib.env.wrappers.atari_wrappers import (
+    MaxAndSkipEnv,
+    NoopResetEnv,
+    WarpFrame,
+)
+from ray.tune.registry import register_env
+
+from tune_rl.errors import unknown
+
+FRAME_STACK = 4
+SCORE_KEY = "game_score"
+
+
+class ClipRewardKeepScore(gym.Wrapper):
+    """Clips each reward to its sign and carries the running real score in `info`."""
+
+    def reset(self, **kwargs):
+        self._score = 0.0
+        obs, info = self.env.reset(**kwargs)
+        info[SCORE_KEY] = self._score
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._score += float(reward)
+        info[SCORE_KEY] = self._score
+        return obs, float(np.sign(reward)), terminated, truncated, info
+
+
+class FireOnLifeLoss(gym.Wrapper):
+    """Presses FIRE at the start and after each lost life.
+
+    Breakout waits for FIRE to serve the ball; a greedy policy that never
+    presses it (evaluation runs without exploration) would otherwise idle
+    until the 108,000-frame limit and stall the sweep for minutes.
+    """
+
+    FIRE = 1
+
+    def reset(self, **kwargs):
+        self.env.reset(**kwargs)
+        obs, _, terminated, truncated, info = self.env.step(self.FIRE)
+        if terminated or truncated:
+            obs, info = self.env.reset(**kwargs)
+        self._lives = info["lives"]
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if info["lives"] < self._lives and not (terminated or truncated):
+            obs, more, terminated, truncated, info = self.env.step(self.FIRE)
+            reward += more
+        self._lives = info["lives"]
+        return obs, reward, terminated, truncated, info
+
+
+class StackFrames(gym.Wrapper):
+    """The last `k` 84x84 frames on the channel axis, scaled to [0, 1]."""
+
+    def __init__(self, env: gym.Env, k: int):
+        super().__init__(env)
+        self._k = k
+        self._frames: deque = deque(maxlen=k)
+        h, w, _ = env.observation_space.shape
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (h, w, k), np.float32)
+
+    def _stacked(self) -> np.ndarray:
+        return (np.concatenate(self._frames, axis=-1) / 255.0).astype(np.float32)
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self._frames.extend([obs] * self._k)
+        return self._stacked(), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._frames.append(obs)
+        return self._stacked(), reward, terminated, truncated, info
+
+
+def make_breakout(env_config: dict[str, Any]) -> gym.Env:
+    import ale_py  # registers the ALE/ namespace, also in Ray worker processes
+
+    gym.register_envs(ale_py)
+    env = gym.make(
+        "ALE/Breakout-v5",
+        frameskip=1,  # the skip happens in MaxAndSkipEnv, with max-pooling
+        # v5's sticky actions (0.25) unless the spec overrides them.
+        repeat_action_probability=env_config.get("repeat_action_probability", 0.25),
+        full_action_space=False,
+        max_num_frames_per_episode=env_config.get("max_frames_per_episode", 108_000),
+    )
+    env = WarpFrame(env, dim=84, grayscale=True)
+    env = MaxAndSkipEnv(env, skip=4)
+    env = NoopResetEnv(env, noop_max=30)
+    env = FireOnLifeLoss(env)
+    env = ClipRewardKeepScore(env)
+    if env_config.get("stack_frames_in_env", False):
+        return StackFrames(env, FRAME_STACK)
+    return StackFrames(env, 1)
+
+
+def make_cartpole(env_config: dict[str, Any]) -> gym.Env:
+    return gym.make("CartPole-v1")
+
+
+def frame_stack_env_to_module(env=None, spaces=None, device=None):
+    return FrameStackingEnvToModule(num_frames=FRAME_STACK)
+
+
+def frame_stack_learner(input_observation_space=None, input_action_space=None):
+    return FrameStackingLearner(num_frames=FRAME_STACK)
+
+
+class ScoreCallback(RLlibCallback):
+    """Reports the real game score of each finished episode as `game_score`."""
+
+    def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
+        info = episode.get_infos(-1)
+        score = info.get(SCORE_KEY) if isinstance(info, dict) else None
+        if score is None:  # envs without clipping: the return is the score
+            score = episode.get_return()
+        metrics_logger.log_value(SCORE_KEY, float(score), reduce="mean", window=100)
+
+
+@dataclass(frozen=True)
+class EnvChoice:
+    name: str
+    make: Any
+    atari: bool  # image observations: conv encoder and frame stacking
+    description: str
+
+    @property
+    def registered_name(self) -> str:
+        return f"tune_rl-{self.name}"
+
+    def register(self) -> None:
+        register_env(self.registered_name, self.make)
+
+
+ENVS: dict[str, EnvChoice] = {
+    e.name: e
+    for e in [
+        EnvChoice("breakout", make_breakout, True,
+                  "ALE Breakout-v5, DeepMind preprocessing, 4 stacked 84x84 frames"),
+        EnvChoice("cartpole", make_cartpole, False,
+                  "CartPole-v1, the cheap proxy (return 500 = solved)"),
+    ]
+}
+
+
+def get_env(name: str) -> EnvChoice:
+    if name not in ENVS:
+        raise unknown("env", name, ENVS)
+    return ENVS[name]

@@ -1,0 +1,189 @@
+"""SweepSpec: what one sweep runs, loaded from YAML plus overrides, validated.
+
+A sweep file names the algorithm and env, and holds profiles (`quick`,
+`full`) whose keys override the file's top-level defaults:
+
+    algo: Rainbow_DQN
+    env: breakout
+    max_concurrent: 0
+    profiles:
+      quick: {trials: 4, max_env_steps: 12000}
+      full:  {trials: 32, max_env_steps: 2000000}
+
+Every error names the field, the bad value and what is allowed, and is raised
+before Ray starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tune_rl.envs import get_env
+from tune_rl.errors import UsageError, unknown
+from tune_rl.presets import PRESETS
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SWEEPS_DIR = PROJECT_ROOT / "sweeps"
+PROFILES = ("quick", "full")
+
+
+@dataclass
+class SweepSpec:
+    algo: str
+    env: str = "breakout"
+    profile: str = "quick"
+    name: str = ""  # sweep folder and MLflow parent run; default from algo/env/time
+    experiment: str = ""  # MLflow experiment; default "<env>-<algo>"
+    trials: int = 4
+    max_env_steps: int = 20000  # per trial: the stop criterion and ASHA's max_t
+    min_env_steps_per_iteration: int = 1000  # one reported result per this many steps
+    grace_env_steps: int = 5000  # ASHA stops nothing before this many steps
+    reduction_factor: int = 2  # ASHA keeps the best 1/reduction_factor at each rung
+    max_concurrent: int = 0  # 0: as many as the CPUs (or cluster) allow
+    seed: int = 0
+    evaluation: bool = True  # the notebook's: every 10 iterations, 3 episodes
+    checkpoint_every: int = 5  # iterations; also one at the end
+    keep_checkpoints: int = 1  # per trial, best by score
+    max_failures: int = 1  # retries of a crashed trial, from its checkpoint
+    torch_threads: int = 1  # per trial, so concurrent trials share the cores
+    env_runners: int = 0  # 0: sample inside the trial's own process
+    envs_per_env_runner: int = 1
+    cpus_per_env_runner: int = 1
+    gpus_per_learner: float = 0
+    env_config: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)  # fixed preset overrides
+    storage_path: str = "ray_results"
+    tracking_uri: str = "sqlite:///mlflow.db"
+    spec_file: str = ""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.algo not in PRESETS:
+            raise unknown("algorithm", self.algo, PRESETS)
+        get_env(self.env)
+        if self.profile not in PROFILES:
+            raise unknown("profile", self.profile, PROFILES)
+        for name in ("trials", "max_env_steps", "min_env_steps_per_iteration",
+                     "grace_env_steps", "checkpoint_every", "keep_checkpoints",
+                     "torch_threads", "envs_per_env_runner", "cpus_per_env_runner"):
+            if getattr(self, name) <= 0:
+                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("max_concurrent", "max_failures", "env_runners", "gpus_per_learner"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.reduction_factor < 2:
+            raise UsageError(f"reduction_factor must be >= 2, got {self.reduction_factor}")
+        if self.grace_env_steps > self.max_env_steps:
+            raise UsageError(
+                f"grace_env_steps ({self.grace_env_steps}) must not exceed "
+                f"max_env_steps ({self.max_env_steps})"
+            )
+        if not self.name:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            self.name = f"{self.algo}-{self.env}-{self.profile}-{stamp}"
+        if not self.experiment:
+            self.experiment = f"{self.env}-{self.algo}"
+
+    @property
+    def sweep_dir(self) -> Path:
+        return Path(self.storage_path).resolve() / self.name
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(SweepSpec)}
+_FILE_ONLY = {"profiles"}
+
+
+def default_spec_file(algo: str) -> Path:
+    return SWEEPS_DIR / f"{algo.lower()}.yaml"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UsageError(f"sweep file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UsageError(f"sweep file {str(path)!r} is not valid YAML{where}: "
+                         f"{getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"sweep file {str(path)!r} must be a YAML mapping of fields")
+    return data
+
+
+def _check_keys(data: dict[str, Any], where: str) -> None:
+    for key in data:
+        if key not in FIELDS and key not in _FILE_ONLY:
+            raise unknown(f"field in {where}:", key, [*FIELDS, *_FILE_ONLY])
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Types the YAML and CLI values by the dataclass field's annotation."""
+    kind = FIELDS[name].type
+    try:
+        if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "bool":
+            if isinstance(value, str):
+                return {"true": True, "false": False, "1": True, "0": False}[value.lower()]
+            return bool(value)
+        if kind == "str":
+            return str(value)
+        if kind.startswith("dict") and not isinstance(value, dict):
+            raise ValueError
+    except (ValueError, KeyError):
+        raise UsageError(f"{name} must be of type {kind}, got {value!r}") from None
+    return value
+
+
+def load_spec(
+    algo: str | None = None,
+    spec_file: str | Path | None = None,
+    profile: str = "quick",
+    **overrides: Any,
+) -> SweepSpec:
+    """The spec of one sweep: the sweep file's profile, then `overrides`.
+
+    >>> load_spec("PPO", env="cartpole", trials=2).max_concurrent
+    0
+    """
+    if spec_file is None:
+        if algo is None:
+            raise UsageError("give an algorithm (--algo) or a sweep file (--spec)")
+        if algo not in PRESETS:
+            raise unknown("algorithm", algo, PRESETS)
+        spec_file = default_spec_file(algo)
+    path = Path(spec_file)
+    data = _read_yaml(path)
+    _check_keys(data, path.name)
+    profiles = data.pop("profiles", {}) or {}
+    if profile not in PROFILES:
+        raise unknown("profile", profile, PROFILES)
+    if profile not in profiles:
+        raise UsageError(f"sweep file {path.name!r} has no profile {profile!r}; "
+                         f"it has: {', '.join(profiles) or 'none'}")
+    chosen = profiles[profile] or {}
+    _check_keys(chosen, f"{path.name} profile {profile!r}")
+    merged = {**data, **chosen, "profile": profile, "spec_file": str(path)}
+    if algo is not None:
+        merged["algo"] = algo
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    if "algo" not in merged:
+        raise UsageError(f"sweep file {path.name!r} names no algo; add `algo:` or pass --algo")
+    for key in merged:
+        if key not in FIELDS:
+            raise unknown("field", key, FIELDS)
+    return SweepSpec(**{k: _coerce(k, v) for k, v in merged.items()})
