@@ -80,11 +80,11 @@ def build_config(
             num_cpus_per_env_runner=settings.cpus_per_env_runner,
             env_to_module_connector=frame_stack_env_to_module if stack_in_connectors else None,
         )
-        .learners(num_gpus_per_learner=settings.gpus_per_learner)
-        .training(
-            **training,
+        .learners(
+            num_gpus_per_learner=settings.gpus_per_learner,
             learner_connector=frame_stack_learner if stack_in_connectors else None,
         )
+        .training(**training)
         .rl_module(model_config=DefaultModelConfig(**model))
         .callbacks(ScoreCallback)
         .reporting(min_sample_timesteps_per_iteration=settings.min_env_steps_per_iteration)

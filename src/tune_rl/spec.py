@@ -180,7 +180,14 @@ def load_spec(
     merged = {**data, **chosen, "profile": profile, "spec_file": str(path)}
     if algo is not None:
         merged["algo"] = algo
-    merged.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    merged.update(given)
+    if "max_env_steps" in given:
+        # A smaller budget from the command line shrinks what is sized by it,
+        # unless those were given too.
+        for key in ("grace_env_steps", "min_env_steps_per_iteration"):
+            if key not in given and key in merged:
+                merged[key] = min(int(merged[key]), int(given["max_env_steps"]))
     if "algo" not in merged:
         raise UsageError(f"sweep file {path.name!r} names no algo; add `algo:` or pass --algo")
     for key in merged:

@@ -1,0 +1,110 @@
+"""The end of a sweep: a summary of its trials, printed and written as JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from tune_rl.trainable import ENV_STEPS, SCORE
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def summarize(plan, results, concurrency: int) -> dict[str, Any]:
+    spec = plan.spec
+    trials = []
+    for result in results:
+        metrics = result.metrics or {}
+        history = result.metrics_dataframe
+        scores = history[SCORE].dropna() if history is not None and SCORE in history else []
+        steps = int(metrics.get(ENV_STEPS, 0) or 0)
+        if result.error is not None:
+            status = "FAILED"
+        elif steps < spec.max_env_steps:
+            status = "STOPPED_EARLY"  # by ASHA
+        else:
+            status = "FINISHED"
+        checkpoint = None
+        if result.error is None:
+            best = result.get_best_checkpoint(SCORE, "max") if len(scores) else None
+            checkpoint = best or result.checkpoint
+        trials.append({
+            "trial": Path(result.path).name,
+            "status": status,
+            "params": result.config,
+            "score": _finite(max(scores)) if len(scores) else None,
+            "last_score": _finite(metrics.get(SCORE)),
+            "env_steps": steps,
+            "iterations": int(metrics.get("training_iteration", 0) or 0),
+            "checkpoint": checkpoint.path if checkpoint else None,
+            "error": str(result.error).strip().splitlines()[-1][:500] if result.error else None,
+            "path": result.path,
+        })
+    ranked = sorted((t for t in trials if t["score"] is not None),
+                    key=lambda t: t["score"], reverse=True)
+    failed = [t for t in trials if t["status"] == "FAILED"]
+    return {
+        "sweep": spec.name,
+        "algo": spec.algo,
+        "env": spec.env,
+        "profile": spec.profile,
+        "metric": f"{SCORE} (mean game score over the last 100 episodes)",
+        "concurrency": concurrency,
+        "storage": str(spec.sweep_dir),
+        "mlflow": {"tracking_uri": spec.tracking_uri, "experiment": spec.experiment},
+        "trials": trials,
+        "best": ranked[0] if ranked else None,
+        "succeeded": len(trials) - len(failed),
+        "failed": len(failed),
+        "failures": [{"trial": t["trial"], "error": t["error"]} for t in failed],
+    }
+
+
+def write_summary(summary: dict[str, Any], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, default=str))
+    return path
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    trials = summary["trials"]
+    params = list(trials[0]["params"]) if trials else []
+    header = ["trial", "status", "score", "env steps", *params]
+    rows = [[t["trial"], t["status"], _fmt(t["score"]), str(t["env_steps"]),
+             *[_fmt(t["params"].get(p)) for p in params]]
+            for t in sorted(trials, key=lambda t: -(t["score"] if t["score"] is not None
+                                                    else -math.inf))]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [f"Sweep {summary['sweep']}: {summary['algo']} on {summary['env']} "
+             f"({summary['profile']}), {len(trials)} trials, {summary['failed']} failed",
+             "  ".join(h.ljust(w) for h, w in zip(header, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    best = summary["best"]
+    if best:
+        lines += ["", f"Best trial: {best['trial']}  score {_fmt(best['score'])}",
+                  "  params: " + ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items()),
+                  f"  checkpoint: {best['checkpoint']}"]
+    else:
+        lines += ["", "No trial reported a score (no episode finished within its budget)."]
+    for failure in summary["failures"]:
+        lines.append(f"FAILED {failure['trial']}: {failure['error']}")
+    lines += [f"Summary: {Path(summary['storage']) / 'summary.json'}",
+              f"MLflow: {summary['mlflow']['tracking_uri']} experiment "
+              f"{summary['mlflow']['experiment']!r} (make mlflow-ui)"]
+    return "\n".join(lines)

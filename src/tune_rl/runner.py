@@ -1,0 +1,182 @@
+"""Runs one sweep: Optuna proposes, ASHA stops early, Tune runs RLlib trials.
+
+`plan_sweep` resolves and checks everything without starting Ray (that is
+`--dry-run`); `run_sweep` starts Ray, runs the Tuner and returns the summary.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tune_rl.config import TrialSettings
+from tune_rl.envs import EnvChoice, get_env
+from tune_rl.errors import UsageError
+from tune_rl.presets import Preset, PRESETS
+from tune_rl.spaces import check_space, load_space, space_summary
+from tune_rl.spec import SweepSpec
+from tune_rl.trainable import ENV_STEPS, EVAL_SCORE, SCORE
+
+
+@dataclass
+class SweepPlan:
+    spec: SweepSpec
+    preset: Preset
+    env: EnvChoice
+    space: dict[str, Any]
+    settings: TrialSettings
+
+    def describe(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "sweep": spec.name,
+            "algorithm": f"{self.preset.name} (RLlib {self.preset.rllib_algo})",
+            "preset": self.preset.training or "RLlib defaults",
+            "env": f"{self.env.name}: {self.env.description}",
+            "space": space_summary(self.space),
+            "search": f"Optuna TPE, seed {spec.seed}, {spec.trials} trials",
+            "budget": f"{spec.max_env_steps} env steps per trial, a result every "
+                      f">= {spec.min_env_steps_per_iteration} steps",
+            "scheduler": f"ASHA on env steps: grace {spec.grace_env_steps}, "
+                         f"reduction factor {spec.reduction_factor}, max {spec.max_env_steps}",
+            "concurrency": spec.max_concurrent or "as many trials as the CPUs allow",
+            "checkpoints": f"every {spec.checkpoint_every} iterations and at the end, "
+                           f"keep {spec.keep_checkpoints} best per trial",
+            "storage": str(spec.sweep_dir),
+            "mlflow": f"{spec.tracking_uri} experiment {spec.experiment!r}",
+            "spec_file": spec.spec_file,
+        }
+
+
+def plan_sweep(spec: SweepSpec) -> SweepPlan:
+    """Everything a sweep needs, checked; starts nothing."""
+    preset, env = PRESETS[spec.algo], get_env(spec.env)
+    settings = TrialSettings(
+        seed=spec.seed,
+        env_runners=spec.env_runners,
+        envs_per_env_runner=spec.envs_per_env_runner,
+        cpus_per_env_runner=spec.cpus_per_env_runner,
+        gpus_per_learner=spec.gpus_per_learner,
+        min_env_steps_per_iteration=spec.min_env_steps_per_iteration,
+        evaluation=spec.evaluation,
+        env_config=dict(spec.env_config),
+        training=dict(spec.training),
+    )
+    space = load_space(preset, env)
+    check_space(preset, env, space, settings)
+    _check_storage(Path(spec.storage_path))
+    return SweepPlan(spec, preset, env, space, settings)
+
+
+def _check_storage(path: Path) -> None:
+    probe = path.resolve()
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise UsageError(f"storage_path {str(path)!r} cannot be written ({probe} is read-only)")
+
+
+def run_sweep(plan: SweepPlan) -> dict[str, Any]:
+    """Runs the sweep on local Ray and returns its summary (see report.py)."""
+    # Tune's new output engine ignores progress_reporter; ours shows only the
+    # searched parameters, not the whole RLlib config.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from tune_rl.report import summarize, write_summary
+    from tune_rl.tracking import MLflowTracking, sweep_tags
+    from tune_rl.trainable import make_trainable
+
+    spec = plan.spec
+    ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
+             configure_logging=True, logging_level="WARNING")
+    plan.env.register()
+    trainable = make_trainable(plan.preset, plan.env, plan.settings, spec.torch_threads)
+    concurrency = spec.max_concurrent or _concurrency(trainable, plan.space)
+
+    tracking = MLflowTracking(spec.tracking_uri, spec.experiment, spec.name,
+                              sweep_params(spec), sweep_tags(spec))
+    tracking.start_sweep()
+    searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=spec.seed))
+    tuner = tune.Tuner(
+        trainable,
+        param_space=plan.space,
+        tune_config=tune.TuneConfig(
+            metric=SCORE,
+            mode="max",
+            num_samples=spec.trials,
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
+            scheduler=ASHAScheduler(
+                time_attr=ENV_STEPS,
+                max_t=spec.max_env_steps,
+                grace_period=spec.grace_env_steps,
+                reduction_factor=spec.reduction_factor,
+            ),
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=str(Path(spec.storage_path).resolve()),
+            stop={ENV_STEPS: spec.max_env_steps},
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=spec.keep_checkpoints,
+                checkpoint_score_attribute=SCORE,
+                checkpoint_score_order="max",
+                checkpoint_frequency=spec.checkpoint_every,
+                checkpoint_at_end=True,
+            ),
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            progress_reporter=tune.CLIReporter(
+                parameter_columns=list(plan.space),
+                metric_columns={SCORE: "score", EVAL_SCORE: "eval score",
+                                ENV_STEPS: "env steps", "training_iteration": "iter"},
+                max_report_frequency=30,
+                sort_by_metric=True,
+            ),
+            callbacks=[tracking],
+            verbose=1,
+        ),
+    )
+    results = tuner.fit()
+    summary = summarize(plan, results, concurrency)
+    write_summary(summary, spec.sweep_dir)
+    tracking.end_sweep(summary, "FINISHED" if summary["succeeded"] else "FAILED")
+    return summary
+
+
+def _trial_name(trial) -> str:
+    # "Rainbow_DQN_3f2a1_00002": algorithm, sweep id, trial number. Tune's
+    # default appends every searched value, which makes unreadable folders.
+    return f"{trial.trainable_name}_{trial.trial_id}"
+
+
+def _concurrency(trainable, space: dict[str, Any]) -> int:
+    """Trials at once: the cluster's CPUs over one trial's CPU request."""
+    import ray
+
+    from tune_rl.spaces import candidate_values
+
+    params = {name: candidate_values(name, d)[0] for name, d in space.items()}
+    request = trainable.default_resource_request(params)
+    cpus_per_trial = max(1.0, request.required_resources.get("CPU", 1.0))
+    return max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial))
+
+
+def sweep_params(spec: SweepSpec) -> dict[str, Any]:
+    keys = ("algo", "env", "profile", "trials", "max_env_steps", "min_env_steps_per_iteration",
+            "grace_env_steps", "reduction_factor", "max_concurrent", "seed", "evaluation",
+            "keep_checkpoints", "max_failures", "spec_file")
+    params = {k: v for k, v in asdict(spec).items() if k in keys}
+    for k, v in spec.training.items():
+        params[f"training.{k}"] = v
+    for k, v in spec.env_config.items():
+        params[f"env_config.{k}"] = v
+    return params

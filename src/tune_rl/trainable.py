@@ -1,0 +1,66 @@
+"""The Tune trainable of a sweep: the RLlib algorithm, configured per trial.
+
+Tune hands each trial only the searched values (`{"lr": 3e-4, "conv_filters":
+"small"}`); this class turns them into the full RLlib config. Keeping Tune's
+view of the config that small is what makes its progress table, trial names
+and result files readable: the RLlib config has hundreds of keys.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ray.tune.registry import get_trainable_cls
+from ray.tune.result import TRIAL_INFO
+
+from tune_rl.config import TrialSettings, build_config
+from tune_rl.envs import SCORE_KEY, EnvChoice
+from tune_rl.presets import Preset
+
+ENV_STEPS = "num_env_steps_sampled_lifetime"
+SCORE = "score"  # the real game score, mean over the last 100 episodes
+EVAL_SCORE = "eval_score"
+
+
+def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torch_threads: int):
+    algo_cls = get_trainable_cls(preset.rllib_algo)
+
+    class SweepTrial(algo_cls):
+        def __init__(self, config: dict[str, Any] | None = None, **kwargs):
+            import torch
+
+            # Concurrent trials would each take every core otherwise.
+            torch.set_num_threads(torch_threads)
+            env.register()
+            config = config or {}
+            trial_info = config.get(TRIAL_INFO)
+            # Tune adds its own "__trial_info__", "__stdout_file__", ...
+            searched = {k: v for k, v in config.items() if not k.startswith("__")}
+            self._searched = searched
+            super().__init__(config=build_config(preset, env, searched, settings), **kwargs)
+            self._trial_info = trial_info  # so results carry the real trial id
+
+        @classmethod
+        def default_resource_request(cls, config):
+            if isinstance(config, dict):
+                config = build_config(preset, env, config, settings)
+            return super().default_resource_request(config)
+
+        def step(self) -> dict:
+            result = super().step()
+            score = result.get("env_runners", {}).get(SCORE_KEY)
+            # NaN until the first episode ends; ASHA and Optuna skip NaN.
+            result[SCORE] = float(score) if score is not None else math.nan
+            evaluation = result.get("evaluation", {}).get("env_runners", {})
+            if SCORE_KEY in evaluation:
+                result[EVAL_SCORE] = float(evaluation[SCORE_KEY])
+            return result
+
+        def get_auto_filled_metrics(self, *args, **kwargs) -> dict:
+            metrics = super().get_auto_filled_metrics(*args, **kwargs)
+            metrics["config"] = self._searched  # not the whole RLlib config
+            return metrics
+
+    SweepTrial.__name__ = SweepTrial.__qualname__ = preset.name
+    return SweepTrial
