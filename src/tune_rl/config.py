@@ -12,7 +12,6 @@ from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
-from ray.tune.registry import get_trainable_cls
 
 from tune_rl.envs import (
     EnvChoice,
@@ -35,6 +34,7 @@ class TrialSettings:
     env_runners: int = 0  # 0: sample in the trial's own process
     envs_per_env_runner: int = 1
     cpus_per_env_runner: int = 1
+    rollout_fragment_length: int | str = "auto"
     gpus_per_learner: float = 0
     min_env_steps_per_iteration: int = 1000
     evaluation: bool = True
@@ -70,7 +70,7 @@ def build_config(
     env_config = {**settings.env_config, "stack_frames_in_env": env.atari and preset.is_dqn}
 
     config = (
-        get_trainable_cls(preset.rllib_algo)
+        preset.algorithm_class
         .get_default_config()
         .environment(env.registered_name, env_config=env_config)
         .framework("torch")
@@ -78,6 +78,7 @@ def build_config(
             num_env_runners=settings.env_runners,
             num_envs_per_env_runner=settings.envs_per_env_runner,
             num_cpus_per_env_runner=settings.cpus_per_env_runner,
+            rollout_fragment_length=settings.rollout_fragment_length,
             env_to_module_connector=frame_stack_env_to_module if stack_in_connectors else None,
         )
         .learners(

@@ -55,6 +55,14 @@ class Preset:
     training: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def algorithm_class(self) -> type:
+        """RLlib's class, imported directly: Tune's name registry can be overwritten."""
+        from ray.rllib.algorithms import appo, dqn, impala, ppo
+
+        classes = {"PPO": ppo.PPO, "IMPALA": impala.IMPALA, "APPO": appo.APPO, "DQN": dqn.DQN}
+        return classes[self.rllib_algo]
+
+    @property
     def is_dqn(self) -> bool:
         return self.rllib_algo == "DQN"
 

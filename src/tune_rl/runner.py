@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
         env_runners=spec.env_runners,
         envs_per_env_runner=spec.envs_per_env_runner,
         cpus_per_env_runner=spec.cpus_per_env_runner,
+        rollout_fragment_length=(spec.rollout_fragment_length if spec.rollout_fragment_length
+                                 == "auto" else int(spec.rollout_fragment_length)),
         gpus_per_learner=spec.gpus_per_learner,
         min_env_steps_per_iteration=spec.min_env_steps_per_iteration,
         evaluation=spec.evaluation,
@@ -119,8 +122,8 @@ def run_sweep(plan: SweepPlan) -> dict[str, Any]:
                 grace_period=spec.grace_env_steps,
                 reduction_factor=spec.reduction_factor,
             ),
-            trial_name_creator=_trial_name,
-            trial_dirname_creator=_trial_name,
+            trial_name_creator=partial(trial_name, plan.preset.name),
+            trial_dirname_creator=partial(trial_name, plan.preset.name),
         ),
         run_config=tune.RunConfig(
             name=spec.name,
@@ -152,10 +155,10 @@ def run_sweep(plan: SweepPlan) -> dict[str, Any]:
     return summary
 
 
-def _trial_name(trial) -> str:
-    # "Rainbow_DQN_3f2a1_00002": algorithm, sweep id, trial number. Tune's
-    # default appends every searched value, which makes unreadable folders.
-    return f"{trial.trainable_name}_{trial.trial_id}"
+def trial_name(algo: str, trial) -> str:
+    # "Rainbow_DQN_3f2a1b0c": Tune's default appends every searched value,
+    # which makes unreadable names and folders.
+    return f"{algo}_{trial.trial_id}"
 
 
 def _concurrency(trainable, space: dict[str, Any]) -> int:

@@ -17,7 +17,6 @@ import sys
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
-from ray.tune.registry import get_trainable_cls
 from ray.tune.search.sample import Categorical, Domain, Float, Integer
 
 from tune_rl.config import MODEL_PARAMS, REPLAY_PARAMS, TrialSettings, build_config
@@ -71,7 +70,7 @@ def load_space(preset: Preset, env: EnvChoice) -> dict[str, Domain]:
 
 
 def allowed_params(preset: Preset) -> set[str]:
-    config_cls = type(get_trainable_cls(preset.rllib_algo).get_default_config())
+    config_cls = type(preset.algorithm_class.get_default_config())
     training_args = {
         name
         for cls in config_cls.__mro__
@@ -158,7 +157,7 @@ def _check_value(preset: Preset, name: str, value: Any, settings: TrialSettings)
         raise UsageError(f"search parameter {name}={value!r} is not allowed: "
                          f"{name} must be {rule[1]}")
     if name == "n_step":
-        fragment = settings.training.get("rollout_fragment_length")
+        fragment = settings.rollout_fragment_length
         if isinstance(fragment, int) and value > fragment:
             raise UsageError(f"search parameter n_step={value} is larger than "
                              f"rollout_fragment_length={fragment}")

@@ -55,6 +55,7 @@ class SweepSpec:
     env_runners: int = 0  # 0: sample inside the trial's own process
     envs_per_env_runner: int = 1
     cpus_per_env_runner: int = 1
+    rollout_fragment_length: str = "auto"  # or an integer; "auto" lets RLlib size it
     gpus_per_learner: float = 0
     env_config: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)  # fixed preset overrides
@@ -79,6 +80,11 @@ class SweepSpec:
         for name in ("max_concurrent", "max_failures", "env_runners", "gpus_per_learner"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.rollout_fragment_length != "auto":
+            if not str(self.rollout_fragment_length).isdigit() or int(
+                    self.rollout_fragment_length) < 1:
+                raise UsageError("rollout_fragment_length must be 'auto' or an integer >= 1, "
+                                 f"got {self.rollout_fragment_length!r}")
         if self.reduction_factor < 2:
             raise UsageError(f"reduction_factor must be >= 2, got {self.reduction_factor}")
         if self.grace_env_steps > self.max_env_steps:

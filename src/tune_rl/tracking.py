@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
@@ -55,6 +56,14 @@ def trial_metrics(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def artifact_location(tracking_uri: str) -> str | None:
+    """`./mlartifacts` beside an SQLite store; a server decides its own."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri.removeprefix("sqlite:///"))
+        return (db.resolve().parent / "mlartifacts").as_uri()
+    return None
+
+
 class MLflowTracking(Callback):
     """Tune callback that records the sweep in MLflow as it runs."""
 
@@ -70,8 +79,8 @@ class MLflowTracking(Callback):
 
     def start_sweep(self) -> str:
         found = self.client.get_experiment_by_name(self.experiment)
-        experiment_id = (found.experiment_id if found
-                         else self.client.create_experiment(self.experiment))
+        experiment_id = (found.experiment_id if found else self.client.create_experiment(
+            self.experiment, artifact_location=artifact_location(self.client.tracking_uri)))
         run = self.client.create_run(experiment_id, run_name=self.sweep_name, tags=self.tags)
         self.parent_run_id = run.info.run_id
         self.client.log_batch(self.parent_run_id, params=[

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ray.tune.registry import get_trainable_cls
 from ray.tune.result import TRIAL_INFO
 
 from tune_rl.config import TrialSettings, build_config
@@ -24,7 +23,7 @@ EVAL_SCORE = "eval_score"
 
 
 def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torch_threads: int):
-    algo_cls = get_trainable_cls(preset.rllib_algo)
+    algo_cls = preset.algorithm_class
 
     class SweepTrial(algo_cls):
         def __init__(self, config: dict[str, Any] | None = None, **kwargs):
@@ -62,5 +61,6 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
             metrics["config"] = self._searched  # not the whole RLlib config
             return metrics
 
-    SweepTrial.__name__ = SweepTrial.__qualname__ = preset.name
+    # Tune registers trainables by class name; "DQN" would replace RLlib's own.
+    SweepTrial.__name__ = SweepTrial.__qualname__ = f"{preset.name}_trial"
     return SweepTrial

@@ -1,0 +1,65 @@
+# tune-rl: `make sweep ALGO=Rainbow_DQN`, `make test`.
+# Every target sets up .venv first (idempotent: reinstalls only when
+# pyproject.toml changes).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+ALGO    ?= Rainbow_DQN
+PROFILE ?= quick
+ENV     ?=
+TRIALS  ?=
+STEPS   ?=
+SEED    ?=
+SPEC    ?=
+NAME    ?=
+MLFLOW_PORT ?= 5000
+
+SWEEP_FLAGS = --profile $(PROFILE) \
+	$(if $(SPEC),--spec $(SPEC),--algo $(ALGO)) \
+	$(if $(ENV),--env $(ENV)) \
+	$(if $(TRIALS),--trials $(TRIALS)) \
+	$(if $(STEPS),--max-env-steps $(STEPS)) \
+	$(if $(SEED),--seed $(SEED)) \
+	$(if $(NAME),--name $(NAME))
+
+.PHONY: install sweep dry-run list test lint bench mlflow-ui clean
+
+install: $(STAMP)
+
+# torch first, pinned: that version is a CPU build here, while an unpinned
+# torch (pulled in by ray or mlflow) would be a CUDA build of several GB.
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+sweep: install
+	$(BIN)/tune-rl sweep $(SWEEP_FLAGS)
+
+dry-run: install
+	$(BIN)/tune-rl sweep $(SWEEP_FLAGS) --dry-run
+
+list: install
+	$(BIN)/tune-rl list
+
+test: install
+	$(BIN)/pytest -q tests
+
+lint: install
+	$(BIN)/ruff check src tests search_spaces benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+# The MLflow UI over the embedded store, on loopback only.
+mlflow-ui: install
+	$(BIN)/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) \
+		--backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts
+
+clean:
+	rm -rf ray_results mlartifacts mlflow.db .pytest_cache

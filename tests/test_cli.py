@@ -1,0 +1,68 @@
+"""The command line as a user meets it: plans, listings and clear refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tune_rl.presets import PRESETS
+
+
+def tune_rl(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tune_rl.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+def test_dry_run_prints_the_plan_and_starts_no_ray(tmp_path):
+    # Run in a fresh interpreter so that "no Ray" means this command started none.
+    code = (
+        "import sys, ray; from tune_rl.cli import main; "
+        f"rc = main(['sweep', '--algo', 'Rainbow_DQN', '--dry-run', '--storage-path', "
+        f"'{tmp_path / 'results'}', '--tracking-uri', 'sqlite:///{tmp_path / 'm.db'}']); "
+        "assert not ray.is_initialized(), 'dry run started Ray'; sys.exit(rc)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["algorithm"] == "Rainbow_DQN (RLlib DQN)"
+    assert plan["preset"]["n_step"] == 3
+    assert set(plan["space"]) >= {"n_step", "num_atoms", "sigma0", "conv_filters"}
+    assert "ASHA" in plan["scheduler"] and "Optuna" in plan["search"]
+    assert not (tmp_path / "results").exists() and not (tmp_path / "m.db").exists()
+
+
+def test_unknown_algorithm_lists_the_ten_and_suggests_the_closest():
+    done = tune_rl("sweep", "--algo", "Rainbow", "--dry-run")
+    assert done.returncode == 2
+    assert "unknown algorithm 'Rainbow'" in done.stderr
+    assert all(name in done.stderr for name in PRESETS)
+    assert "did you mean 'Rainbow_DQN'?" in done.stderr
+
+
+def test_unknown_env_lists_the_valid_envs():
+    done = tune_rl("sweep", "--algo", "PPO", "--env", "pong", "--dry-run")
+    assert done.returncode == 2
+    assert "unknown env 'pong': expected one of breakout, cartpole" in done.stderr
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--trials", "0", "trials must be a positive integer, got 0"),
+    ("--max-env-steps", "-5", "max_env_steps must be a positive integer, got -5"),
+    ("--profile", "huge", "unknown profile 'huge': expected one of quick, full"),
+])
+def test_bad_numbers_and_profiles_are_refused(flag, value, message):
+    done = tune_rl("sweep", "--algo", "DQN", flag, value, "--dry-run")
+    assert done.returncode == 2 and message in done.stderr
+
+
+def test_list_shows_every_algorithm_its_space_and_sweep_file():
+    done = tune_rl("list")
+    assert done.returncode == 0
+    for name in PRESETS:
+        assert f"{name}  (RLlib" in done.stdout
+        assert f"sweeps/{name.lower()}.yaml" in done.stdout
+    assert "num_atoms" in done.stdout and "conv_filters" in done.stdout

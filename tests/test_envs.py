@@ -1,0 +1,49 @@
+"""The real ALE Breakout, preprocessed as DeepMind did."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tune_rl.envs import SCORE_KEY, get_env, make_breakout
+from tune_rl.errors import UsageError
+
+
+def play(env, steps: int, seed: int = 0):
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    rewards, infos = [], []
+    for _ in range(steps):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        rewards.append(reward)
+        infos.append(info)
+        if terminated or truncated:
+            break
+    return obs, rewards, infos
+
+
+def test_single_frames_for_connector_stacking():
+    env = make_breakout({})
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (84, 84, 1) and obs.dtype == np.float32
+    assert 0.0 <= obs.min() and obs.max() <= 1.0
+    assert env.unwrapped.get_action_meanings()[1] == "FIRE"
+
+
+def test_stacked_frames_for_dqn():
+    env = make_breakout({"stack_frames_in_env": True})
+    obs, _, _ = play(env, 10)
+    assert obs.shape == (84, 84, 4) and env.observation_space.contains(obs)
+
+
+def test_rewards_are_clipped_while_the_real_score_is_kept():
+    env = make_breakout({"repeat_action_probability": 0.0})
+    _, rewards, infos = play(env, 3000, seed=3)
+    assert set(rewards) <= {0.0, 1.0}
+    assert infos[-1][SCORE_KEY] >= sum(rewards) > 0
+    assert infos[-1]["lives"] == 0  # a whole game, not one life
+
+
+def test_env_names_are_validated():
+    with pytest.raises(UsageError, match="expected one of breakout, cartpole"):
+        get_env("pong")
