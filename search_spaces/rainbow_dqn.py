@@ -4,7 +4,8 @@ from ray import tune
 
 SPACE = {
     "lr": tune.loguniform(1e-5, 1e-3),
-    "n_step": tune.choice([1, 3, 5]),
+    # At most the sweep's rollout_fragment_length (4): RLlib refuses more.
+    "n_step": tune.choice([1, 2, 3, 4]),
     "num_atoms": tune.choice([21, 51, 101]),
     "sigma0": tune.uniform(0.1, 1.0),
     "grad_clip": tune.loguniform(10.0, 100.0),

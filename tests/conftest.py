@@ -26,3 +26,12 @@ def sweep_dirs(tmp_path):
     storage = tmp_path / "ray_results"
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     return {"storage_path": str(storage), "tracking_uri": tracking_uri}
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    """One results folder and MLflow store for a module's sweeps: creating an
+    SQLite store runs MLflow's migrations, seconds each time."""
+    root = tmp_path_factory.mktemp("store")
+    return {"storage_path": str(root / "ray_results"),
+            "tracking_uri": f"sqlite:///{root / 'mlflow.db'}"}

@@ -22,11 +22,11 @@ TINY_TRAINING = {"PPO": {"train_batch_size_per_learner": 256}}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", list(PRESETS))
-def test_tiny_breakout_sweep_reports_a_score(algo, local_ray, sweep_dirs):
+def test_tiny_breakout_sweep_reports_a_score(algo, local_ray, shared_store):
     spec = load_spec(
         algo, env="breakout", trials=2, max_env_steps=500, min_env_steps_per_iteration=250,
         evaluation=False, training=TINY_TRAINING.get(algo, {}), name=f"tiny-{algo}",
-        **sweep_dirs,
+        **shared_store,
     )
     summary = run_sweep(plan_sweep(spec))
 
@@ -40,7 +40,7 @@ def test_tiny_breakout_sweep_reports_a_score(algo, local_ray, sweep_dirs):
     written = json.loads((spec.sweep_dir / "summary.json").read_text())
     assert written["best"]["trial"] == best["trial"]
 
-    client = MlflowClient(sweep_dirs["tracking_uri"])
+    client = MlflowClient(shared_store["tracking_uri"])
     experiment = client.get_experiment_by_name(f"breakout-{algo}")
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]

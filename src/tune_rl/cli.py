@@ -93,6 +93,7 @@ def _quiet_library_logs() -> None:
     import logging
 
     import gymnasium
+    import ray.rllib  # noqa: F401  (sets its loggers up at import; then we lower them)
 
     gymnasium.logger.min_level = logging.ERROR
     for name in ("ray.rllib", "ray.tune", "ray.train"):

@@ -48,9 +48,10 @@ def build_config(
     preset: Preset,
     env: EnvChoice,
     params: dict[str, Any],
-    settings: TrialSettings = TrialSettings(),
+    settings: TrialSettings | None = None,
 ) -> AlgorithmConfig:
     """The RLlib config of one trial: preset, then spec overrides, then `params`."""
+    settings = settings or TrialSettings()
     training = copy.deepcopy(preset.training)
     training.update(copy.deepcopy(settings.training))
     model: dict[str, Any] = {}
@@ -88,7 +89,10 @@ def build_config(
         .training(**training)
         .rl_module(model_config=DefaultModelConfig(**model))
         .callbacks(ScoreCallback)
-        .reporting(min_sample_timesteps_per_iteration=settings.min_env_steps_per_iteration)
+        # Iterations are sized in env steps, the unit ASHA compares trials in;
+        # IMPALA's and APPO's default 10-second floor would make them time-sized.
+        .reporting(min_sample_timesteps_per_iteration=settings.min_env_steps_per_iteration,
+                   min_time_s_per_iteration=0)
         .debugging(seed=settings.seed)
     )
     if settings.evaluation:

@@ -92,9 +92,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [f"Sweep {summary['sweep']}: {summary['algo']} on {summary['env']} "
              f"({summary['profile']}), {len(trials)} trials, {summary['failed']} failed",
-             "  ".join(h.ljust(w) for h, w in zip(header, widths)),
+             "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     best = summary["best"]
     if best:
         lines += ["", f"Best trial: {best['trial']}  score {_fmt(best['score'])}",

@@ -7,15 +7,15 @@
 from __future__ import annotations
 
 import os
-from functools import partial
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tune_rl.config import TrialSettings
 from tune_rl.envs import EnvChoice, get_env
 from tune_rl.errors import UsageError
-from tune_rl.presets import Preset, PRESETS
+from tune_rl.presets import PRESETS, Preset
 from tune_rl.spaces import check_space, load_space, space_summary
 from tune_rl.spec import SweepSpec
 from tune_rl.trainable import ENV_STEPS, EVAL_SCORE, SCORE

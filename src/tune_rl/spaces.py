@@ -16,7 +16,6 @@ import random
 import sys
 from typing import Any
 
-from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.tune.search.sample import Categorical, Domain, Float, Integer
 
 from tune_rl.config import MODEL_PARAMS, REPLAY_PARAMS, TrialSettings, build_config
@@ -121,10 +120,11 @@ def check_space(
     preset: Preset,
     env: EnvChoice,
     space: dict[str, Any],
-    settings: TrialSettings = TrialSettings(),
+    settings: TrialSettings | None = None,
     samples: int = 3,
 ) -> None:
     """Raises UsageError naming the parameter if any value of `space` would fail."""
+    settings = settings or TrialSettings()
     allowed = allowed_params(preset)
     for name, domain in space.items():
         if name not in allowed:
