@@ -35,3 +35,50 @@ def shared_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("store")
     return {"storage_path": str(root / "ray_results"),
             "tracking_uri": f"sqlite:///{root / 'mlflow.db'}"}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on 127.0.0.1: SQLite backend, local artifact folder."""
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    root = tmp_path_factory.mktemp("mlflow_server")
+    port = free_port()
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    log = open(root / "server.log", "w")
+    server = subprocess.Popen(
+        [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+         "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        # Ready when it answers; bounded by attempts, and by the process dying.
+        for _ in range(600):
+            if server.poll() is not None:
+                raise RuntimeError((root / "server.log").read_text()[-3000:])
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                break
+            except OSError:
+                import time
+
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("mlflow server did not answer")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()

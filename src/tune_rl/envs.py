@@ -157,6 +157,7 @@ class EnvChoice:
     make: Any
     atari: bool  # image observations: conv encoder and frame stacking
     description: str
+    policy_obs_shape: tuple[int, ...]  # what the policy network sees, frames stacked
 
     @property
     def registered_name(self) -> str:
@@ -170,9 +171,9 @@ ENVS: dict[str, EnvChoice] = {
     e.name: e
     for e in [
         EnvChoice("breakout", make_breakout, True,
-                  "ALE Breakout-v5, DeepMind preprocessing, 4 stacked 84x84 frames"),
+                  "ALE Breakout-v5, DeepMind preprocessing, 4 stacked 84x84 frames", (84, 84, 4)),
         EnvChoice("cartpole", make_cartpole, False,
-                  "CartPole-v1, the cheap proxy (return 500 = solved)"),
+                  "CartPole-v1, the cheap proxy (return 500 = solved)", (4,)),
     ]
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
             checkpoint = best or result.checkpoint
         trials.append({
             "trial": Path(result.path).name,
+            "trial_id": metrics.get("trial_id") or Path(result.path).name.rsplit("_", 1)[-1],
             "status": status,
             "params": result.config,
             "score": _finite(max(scores)) if len(scores) else None,
@@ -69,8 +71,12 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
 
 
 def write_summary(summary: dict[str, Any], folder: Path) -> Path:
+    """Writes summary.json; a re-run under the same name keeps the earlier one."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "summary.json"
+    if path.exists():
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(path.stat().st_mtime))
+        path.rename(folder / f"summary-{stamp}.json")
     path.write_text(json.dumps(summary, indent=2, default=str))
     return path
 
@@ -108,3 +114,43 @@ def format_summary(summary: dict[str, Any]) -> str:
               f"MLflow: {summary['mlflow']['tracking_uri']} experiment "
               f"{summary['mlflow']['experiment']!r} (make mlflow-ui)"]
     return "\n".join(lines)
+
+
+def optuna_figures(space: dict[str, Any], trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """Optuna's own plots of the sweep, as matplotlib figures by name.
+
+    The study is rebuilt from the trials' results (each trial's best score)
+    with Optuna's public API, rather than read out of OptunaSearch's private
+    state; the distributions come from OptunaSearch's own conversion.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import optuna
+    from optuna.visualization import matplotlib as plots
+    from ray.tune.search.optuna import OptunaSearch
+
+    distributions = OptunaSearch.convert_search_space(space)
+    study = optuna.create_study(direction="maximize")
+    for trial in trials:
+        if trial["score"] is None:
+            continue
+        params = {k: v for k, v in trial["params"].items() if k in distributions}
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: distributions[k] for k in params},
+            value=trial["score"]))
+    makers = {
+        "optimization_history": plots.plot_optimization_history,
+        "param_importances": plots.plot_param_importances,
+        "parallel_coordinate": plots.plot_parallel_coordinate,
+        "slice": plots.plot_slice,
+    }
+    figures = {}
+    for name, make in makers.items():
+        try:
+            axes = make(study)
+        except (ValueError, RuntimeError):  # e.g. importances need 2+ distinct trials
+            continue
+        first = axes.flat[0] if hasattr(axes, "flat") else axes
+        figures[name] = first.figure
+    return figures

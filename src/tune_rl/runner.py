@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -93,7 +94,7 @@ def run_sweep(plan: SweepPlan) -> dict[str, Any]:
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from tune_rl.report import summarize, write_summary
+    from tune_rl.report import optuna_figures, summarize, write_summary
     from tune_rl.tracking import MLflowTracking, sweep_tags
     from tune_rl.trainable import make_trainable
 
@@ -104,9 +105,12 @@ def run_sweep(plan: SweepPlan) -> dict[str, Any]:
     trainable = make_trainable(plan.preset, plan.env, plan.settings, spec.torch_threads)
     concurrency = spec.max_concurrent or _concurrency(trainable, plan.space)
 
-    tracking = MLflowTracking(spec.tracking_uri, spec.experiment, spec.name,
-                              sweep_params(spec), sweep_tags(spec))
-    tracking.start_sweep()
+    tracking = MLflowTracking(
+        spec.tracking_uri, spec.experiment, spec.name, sweep_params(spec), sweep_tags(spec),
+        max_env_steps=spec.max_env_steps,
+        resolve_config=partial(resolved_config, plan),
+    )
+    tracking.start_sweep(json.dumps(space_summary(plan.space), indent=2))
     searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=spec.seed))
     tuner = tune.Tuner(
         trainable,
@@ -150,9 +154,22 @@ def run_sweep(plan: SweepPlan) -> dict[str, Any]:
     )
     results = tuner.fit()
     summary = summarize(plan, results, concurrency)
+    if summary["best"]:
+        version = tracking.log_best_policy(summary["best"], f"{spec.env}-{spec.algo}",
+                                           plan.env.policy_obs_shape)
+        summary["best"]["model"] = version and f"models:/{spec.env}-{spec.algo}/{version}"
+    tracking.log_plots(optuna_figures(plan.space, summary["trials"]))
+    summary["mlflow"]["parent_run_id"] = tracking.parent_run_id
     write_summary(summary, spec.sweep_dir)
     tracking.end_sweep(summary, "FINISHED" if summary["succeeded"] else "FAILED")
     return summary
+
+
+def resolved_config(plan: SweepPlan, params: dict[str, Any]) -> dict[str, Any]:
+    """The full RLlib config of one trial, for its MLflow run."""
+    from tune_rl.config import build_config
+
+    return build_config(plan.preset, plan.env, params, plan.settings).to_dict()
 
 
 def trial_name(algo: str, trial) -> str:

@@ -1,16 +1,26 @@
 """MLflow tracking of a sweep: a parent run per sweep, a nested run per trial.
 
 Written against MLflow's client and Tune's Callback interface because Ray's
-stock MLflowLoggerCallback logs ~320 params and ~350 metrics per trial as flat
-runs with no sweep parent, and costs over a second per result on SQLite.
-Here a trial's run holds only the searched parameters and about a dozen
-metrics, logged in one batched call per result, with step = env steps.
+stock MLflowLoggerCallback falls short here: it logs ~320 params and ~350
+metrics per trial as flat runs with no sweep parent, costs over a second per
+result on SQLite, and uploads the trial's staging folder, so checkpoints go
+missing (ray#46569). Here a trial's run holds only the searched parameters
+and about a dozen metrics, logged in one batched call per result with step =
+env steps; the best checkpoint is uploaded from the sweep's persistent
+storage and its policy registered as a model.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
+import os
+import subprocess
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +43,8 @@ METRICS = {
     ("training_iteration",): "iteration",
 }
 LOSSES = ("total_loss", "qf_loss", "policy_loss", "vf_loss", "pi_loss", "entropy", "mean_kl_loss")
+# Environment variables whose values must never reach MLflow.
+SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "CREDENTIAL")
 
 
 def trial_metrics(result: dict[str, Any]) -> dict[str, float]:
@@ -64,46 +76,87 @@ def artifact_location(tracking_uri: str) -> str | None:
     return None
 
 
+def redact(text: str) -> str:
+    """Replaces the value of every secret-looking environment variable in `text`."""
+    for name, value in os.environ.items():
+        if len(value) >= 4 and any(word in name.upper() for word in SECRET_WORDS):
+            text = text.replace(value, "***")
+    return text
+
+
 class MLflowTracking(Callback):
     """Tune callback that records the sweep in MLflow as it runs."""
 
     def __init__(self, tracking_uri: str, experiment: str, sweep_name: str,
-                 sweep_params: dict[str, Any], tags: dict[str, str]):
+                 sweep_params: dict[str, Any], tags: dict[str, str], *,
+                 max_env_steps: int | None = None,
+                 resolve_config: Callable[[dict], dict] | None = None):
         self.client = MlflowClient(tracking_uri)
         self.experiment = experiment
         self.sweep_name = sweep_name
         self.sweep_params = sweep_params
         self.tags = tags
+        self.max_env_steps = max_env_steps
+        self.resolve_config = resolve_config
+        self.experiment_id: str | None = None
         self.parent_run_id: str | None = None
         self.trial_runs: dict[str, str] = {}  # Tune trial id -> MLflow run id
+        self.ended: set[str] = set()
 
-    def start_sweep(self) -> str:
+    # -- the sweep's parent run -------------------------------------------
+    def start_sweep(self, space_text: str = "") -> str:
         found = self.client.get_experiment_by_name(self.experiment)
-        experiment_id = (found.experiment_id if found else self.client.create_experiment(
+        self.experiment_id = (found.experiment_id if found else self.client.create_experiment(
             self.experiment, artifact_location=artifact_location(self.client.tracking_uri)))
-        run = self.client.create_run(experiment_id, run_name=self.sweep_name, tags=self.tags)
+        run = self.client.create_run(self.experiment_id, run_name=self.sweep_name,
+                                     tags={k: redact(v) for k, v in self.tags.items()})
         self.parent_run_id = run.info.run_id
         self.client.log_batch(self.parent_run_id, params=[
-            Param(k, str(v)[:6000]) for k, v in self.sweep_params.items()])
+            Param(k, redact(str(v))[:6000]) for k, v in self.sweep_params.items()])
+        if space_text:
+            self.client.log_text(self.parent_run_id, space_text, "search_space.txt")
         return self.parent_run_id
 
+    def end_sweep(self, summary: dict[str, Any], status: str = "FINISHED") -> None:
+        """Best trial, results table, plots; closes runs a crash left open."""
+        if self.parent_run_id is None:
+            return
+        for run_id in set(self.trial_runs.values()) - self.ended:
+            self.client.set_terminated(run_id, "KILLED")
+        best = summary.get("best") or {}
+        now = int(time.time() * 1000)
+        metrics = [Metric("best_score", float(best["score"]), now, 0)] if best else []
+        params = [Param(f"best.{k}", str(v)) for k, v in (best.get("params") or {}).items()]
+        if best:
+            params.append(Param("best.trial", best["trial"]))
+        self.client.log_batch(self.parent_run_id, metrics=metrics, params=params)
+        self.client.log_text(self.parent_run_id, trials_csv(summary["trials"]), "trials.csv")
+        self.client.set_terminated(self.parent_run_id, status)
+
+    def log_plots(self, figures: dict[str, Any]) -> None:
+        for name, figure in figures.items():
+            self.client.log_figure(self.parent_run_id, figure, f"plots/{name}.png")
+
+    # -- one nested run per trial -------------------------------------------
     def setup(self, **info) -> None:
         if self.parent_run_id is None:
             self.start_sweep()
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         if trial.trial_id in self.trial_runs:
-            return
-        run = self.client.create_run(
-            self.client.get_run(self.parent_run_id).info.experiment_id,
-            run_name=str(trial),
-            tags={MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: str(trial),
-                  "trial_id": trial.trial_id, **{k: self.tags[k] for k in ("algorithm", "env")
-                                                 if k in self.tags}},
-        )
-        self.trial_runs[trial.trial_id] = run.info.run_id
-        self.client.log_batch(run.info.run_id, params=[
-            Param(k, str(v)) for k, v in trial.config.items()])
+            return  # a retried or resumed trial keeps its run
+        name = str(trial)
+        run = self.client.create_run(self.experiment_id, run_name=name, tags={
+            MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: name,
+            "trial_id": trial.trial_id,
+            **{k: self.tags[k] for k in ("algorithm", "env", "sweep") if k in self.tags}})
+        run_id = run.info.run_id
+        self.trial_runs[trial.trial_id] = run_id
+        searched = {k: v for k, v in trial.config.items() if not k.startswith("__")}
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in searched.items()])
+        if self.resolve_config:
+            config = json.dumps(self.resolve_config(searched), indent=1, default=str)
+            self.client.log_text(run_id, redact(config), "rllib_config.json")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         run_id = self.trial_runs.get(trial.trial_id)
@@ -114,38 +167,88 @@ class MLflowTracking(Callback):
         self.client.log_batch(run_id, metrics=[
             Metric(k, v, now, step) for k, v in trial_metrics(result).items()])
 
-    def _end_trial(self, trial, status: str, tags: dict[str, str] | None = None) -> None:
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        steps = (trial.last_result or {}).get(ENV_STEPS, 0)
+        tags = {}
+        if self.max_env_steps and steps < self.max_env_steps:
+            tags["early_stopped"] = f"ASHA at {int(steps)} env steps"
+        self._end_trial(trial, "FINISHED", tags)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        run_id = self.trial_runs.get(trial.trial_id)
+        if run_id is not None and trial.error_file and Path(trial.error_file).exists():
+            error = Path(trial.error_file).read_text()
+            self.client.log_text(run_id, redact(error), "error.txt")
+        self._end_trial(trial, "FAILED", {"failed": "error.txt"})
+
+    def _end_trial(self, trial, status: str, tags: dict[str, str]) -> None:
         run_id = self.trial_runs.get(trial.trial_id)
         if run_id is None:
             return
         if tags:
             self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         self.client.set_terminated(run_id, status)
+        self.ended.add(run_id)
 
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._end_trial(trial, "FINISHED")
+    # -- the best policy --------------------------------------------------------
+    def log_best_policy(self, best: dict[str, Any], model_name: str,
+                        obs_shape: tuple[int, ...]) -> str | None:
+        """Uploads the best checkpoint and registers its policy; returns the version."""
+        import mlflow.pyfunc
+        import numpy as np
+        from mlflow.models import infer_signature
 
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._end_trial(trial, "FAILED", {"error": str(trial.error_file or "")[:5000]})
+        import tune_rl
+        from tune_rl.policy import PolicyModel, module_path
 
-    def end_sweep(self, summary: dict[str, Any], status: str = "FINISHED") -> None:
-        if self.parent_run_id is None:
-            return
-        best = summary.get("best") or {}
-        metrics, params = [], []
-        now = int(time.time() * 1000)
-        if isinstance(best.get("score"), (int, float)) and math.isfinite(best["score"]):
-            metrics.append(Metric("best_score", float(best["score"]), now, 0))
-        params += [Param(f"best.{k}", str(v)) for k, v in (best.get("params") or {}).items()]
-        if best.get("trial"):
-            params.append(Param("best.trial", best["trial"]))
-        self.client.log_batch(self.parent_run_id, metrics=metrics, params=params)
-        self.client.set_terminated(self.parent_run_id, status)
+        run_id = self.trial_runs.get(best.get("trial_id", ""))
+        checkpoint = best.get("checkpoint")
+        if run_id is None or not checkpoint or not Path(checkpoint).is_dir():
+            return None
+        self.client.log_artifacts(run_id, checkpoint, "checkpoint")
+        with tempfile.TemporaryDirectory() as folder:
+            example = np.zeros((1, *obs_shape), dtype=np.float32)
+            mlflow.pyfunc.save_model(
+                path=Path(folder, "policy"),
+                python_model=PolicyModel(),
+                artifacts={"rl_module": str(module_path(checkpoint))},
+                code_paths=[str(Path(tune_rl.__file__).parent)],
+                signature=infer_signature(example, np.zeros(1, dtype=np.int64)),
+                pip_requirements=_requirements(),
+            )
+            self.client.log_artifacts(run_id, str(Path(folder, "policy")), "policy")
+        if not self.client.search_registered_models(f"name = '{model_name}'"):
+            self.client.create_registered_model(model_name)
+        version = self.client.create_model_version(
+            model_name, source=f"{self.client.get_run(run_id).info.artifact_uri}/policy",
+            run_id=run_id, tags={"sweep": self.sweep_name, "score": str(best.get("score"))})
+        self.client.log_batch(self.parent_run_id, tags=[
+            RunTag("best_model", f"models:/{model_name}/{version.version}")])
+        return version.version
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{name}=={version(pkg)}" for name, pkg in (
+        ("ray[rllib]", "ray"), ("torch", "torch"), ("mlflow", "mlflow"),
+        ("gymnasium", "gymnasium"), ("numpy", "numpy"))]
+
+
+def trials_csv(trials: list[dict[str, Any]]) -> str:
+    params = sorted({k for t in trials for k in t["params"]})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["trial", "status", "score", "last_score", "env_steps", *params,
+                     "checkpoint", "error"])
+    for t in trials:
+        writer.writerow([t["trial"], t["status"], t["score"], t["last_score"], t["env_steps"],
+                         *[t["params"].get(p) for p in params], t["checkpoint"], t["error"]])
+    return out.getvalue()
 
 
 def sweep_tags(spec) -> dict[str, str]:
     """Tags of the sweep's parent run: what ran, on which code and libraries."""
-    import subprocess
     from importlib.metadata import PackageNotFoundError, version
 
     from tune_rl.spec import PROJECT_ROOT

@@ -1,0 +1,42 @@
+"""A trained policy as an MLflow model: observations in, greedy actions out.
+
+The model wraps the RLModule saved in an RLlib checkpoint
+(`learner_group/learner/rl_module/default_policy`). Its input is a batch of
+observations as the module sees them: for Breakout, float32 arrays of shape
+(N, 84, 84, 4), four stacked frames scaled to [0, 1].
+
+    model = mlflow.pyfunc.load_model("models:/breakout-Rainbow_DQN/latest")
+    actions = model.predict(observations)   # int64 array of shape (N,)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+
+MODULE_IN_CHECKPOINT = Path("learner_group", "learner", "rl_module", "default_policy")
+
+
+class PolicyModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        from ray.rllib.core.rl_module.rl_module import RLModule
+
+        self.module = RLModule.from_checkpoint(context.artifacts["rl_module"])
+        self.module.eval()
+
+    def predict(self, context, model_input, params=None) -> np.ndarray:
+        import torch
+
+        obs = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
+        with torch.no_grad():
+            out = self.module.forward_inference({"obs": obs})
+        # DQN modules return greedy "actions"; policy-gradient modules return
+        # the action distribution's logits.
+        actions = out["actions"] if "actions" in out else out["action_dist_inputs"].argmax(-1)
+        return np.asarray(actions, dtype=np.int64)
+
+
+def module_path(checkpoint: str | Path) -> Path:
+    return Path(checkpoint) / MODULE_IN_CHECKPOINT

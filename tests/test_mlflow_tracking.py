@@ -1,0 +1,113 @@
+"""What a person finds in MLflow after a sweep, over HTTP and in SQLite.
+
+A tiny real DQN sweep on Breakout, tracked once by a real `mlflow server`
+on 127.0.0.1 and once by the embedded SQLite store; then MlflowClient
+checks the runs, metrics, artifacts and the registered policy.
+"""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tune_rl.envs import make_breakout
+from tune_rl.runner import plan_sweep, run_sweep
+from tune_rl.spec import load_spec
+
+
+def tiny_sweep(tracking_uri: str, storage: str, name: str) -> dict:
+    spec = load_spec("DQN", env="breakout", trials=2, max_env_steps=500,
+                     min_env_steps_per_iteration=250, evaluation=False, name=name,
+                     tracking_uri=tracking_uri, storage_path=storage)
+    return run_sweep(plan_sweep(spec))
+
+
+@pytest.fixture(scope="module", params=["server", "sqlite"])
+def tracked(request, local_ray, tmp_path_factory):
+    root = tmp_path_factory.mktemp(request.param)
+    uri = (request.getfixturevalue("mlflow_server") if request.param == "server"
+           else f"sqlite:///{root / 'mlflow.db'}")
+    summary = tiny_sweep(uri, str(root / "ray_results"), "tracked")
+    return uri, summary, root
+
+
+def runs_of(client: MlflowClient, experiment: str):
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parents, children
+
+
+@pytest.mark.slow
+def test_one_parent_run_and_a_child_per_trial(tracked):
+    uri, summary, _ = tracked
+    client = MlflowClient(uri)
+    parents, children = runs_of(client, "breakout-DQN")
+    assert len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    assert parent.info.run_id == summary["mlflow"]["parent_run_id"]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["algo"] == "DQN" and parent.data.params["trials"] == "2"
+    for tag in ("git_commit", "version.ray", "version.optuna", "version.mlflow",
+                "version.torch", "version.ale-py"):
+        assert parent.data.tags[tag]
+    assert "best_score" in parent.data.metrics
+    names = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"search_space.txt", "trials.csv", "plots"} <= names
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert "plots/optimization_history.png" in plots
+
+
+@pytest.mark.slow
+def test_child_runs_hold_the_searched_params_and_env_step_histories(tracked):
+    uri, summary, _ = tracked
+    client = MlflowClient(uri)
+    parents, children = runs_of(client, "breakout-DQN")
+    space_keys = set(summary["trials"][0]["params"])
+    assert space_keys == {"lr", "target_network_update_freq", "grad_clip", "conv_filters"}
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert set(child.data.params) == space_keys
+        assert child.data.params["conv_filters"] in {"nature", "small", "wide"}
+        assert child.info.status == "FINISHED"
+        assert len(child.data.metrics) <= 20
+        history = client.get_metric_history(child.info.run_id, "env_steps")
+        assert [m.step for m in history] == [int(m.value) for m in history]
+        assert history[-1].step >= 500
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert "rllib_config.json" in artifacts
+
+
+@pytest.mark.slow
+def test_best_checkpoint_downloads_and_the_registered_policy_plays(tracked, tmp_path):
+    uri, summary, _ = tracked
+    client = MlflowClient(uri)
+    best = summary["best"]
+    run_id = next(r.info.run_id for r in runs_of(client, "breakout-DQN")[1]
+                  if r.data.tags["trial_id"] == best["trial_id"])
+    folder = client.download_artifacts(run_id, "checkpoint", str(tmp_path))
+    assert (tmp_path / "checkpoint" / "algorithm_state.pkl").is_file(), folder
+
+    assert best["model"].startswith("models:/breakout-DQN/")
+    mlflow.set_tracking_uri(uri)
+    policy = mlflow.pyfunc.load_model(best["model"])
+    env = make_breakout({"stack_frames_in_env": True})
+    obs, _ = env.reset(seed=0)
+    actions = policy.predict(np.stack([obs, obs]))
+    assert actions.shape == (2,) and all(env.action_space.contains(int(a)) for a in actions)
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_sweep_name_adds_a_parent_and_keeps_the_old(tracked):
+    uri, summary, root = tracked
+    client = MlflowClient(uri)
+    before, before_children = runs_of(client, "breakout-DQN")
+    again = tiny_sweep(uri, str(root / "ray_results"), "tracked")
+    after, after_children = runs_of(client, "breakout-DQN")
+    assert len(after) == len(before) + 1 and len(after_children) == len(before_children) + 2
+    old = client.get_run(before[0].info.run_id)
+    assert old.info.status == "FINISHED" and old.data.metrics == before[0].data.metrics
+    assert again["mlflow"]["parent_run_id"] != summary["mlflow"]["parent_run_id"]
