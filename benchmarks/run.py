@@ -12,7 +12,6 @@ import platform
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 OUT = Path(__file__).with_name("results.json")
 
@@ -31,6 +30,18 @@ def breakout_steps_per_s(steps: int = 3000) -> float:
     return steps / (time.perf_counter() - start)
 
 
+class BenchTrial:
+    """The parts of a Tune trial that the tracking callback reads."""
+
+    trial_id = "bench0001"
+    config = {"lr": 1e-4, "conv_filters": "nature", "target_network_update_freq": 500}
+    error_file = None
+    last_result: dict = {}
+
+    def __str__(self) -> str:
+        return "DQN_bench0001"
+
+
 def mlflow_ms_per_result(results: int = 200) -> float:
     """Our tracking callback's cost per trial result on the embedded SQLite store."""
     from tune_rl.tracking import MLflowTracking
@@ -39,8 +50,7 @@ def mlflow_ms_per_result(results: int = 200) -> float:
         tracking = MLflowTracking(f"sqlite:///{folder}/mlflow.db", "bench", "bench-sweep",
                                   {"algo": "DQN"}, {"algorithm": "DQN", "env": "breakout"})
         tracking.start_sweep()
-        trial = SimpleNamespace(trial_id="t1", config={"lr": 1e-4, "conv_filters": "nature"},
-                                error_file=None, __str__=lambda self: "t1")
+        trial = BenchTrial()
         tracking.on_trial_start(0, [], trial)
         result = {"score": 1.0, "num_env_steps_sampled_lifetime": 0, "training_iteration": 0,
                   "time_this_iter_s": 1.0,

@@ -108,6 +108,10 @@ class MLflowTracking(Callback):
         found = self.client.get_experiment_by_name(self.experiment)
         self.experiment_id = (found.experiment_id if found else self.client.create_experiment(
             self.experiment, artifact_location=artifact_location(self.client.tracking_uri)))
+        # MLflow 3's UI opens experiments in its GenAI view unless told this
+        # one is model training, where runs, params and metrics are listed.
+        self.client.set_experiment_tag(self.experiment_id, "mlflow.experimentKind",
+                                       "custom_model_development")
         run = self.client.create_run(self.experiment_id, run_name=self.sweep_name,
                                      tags={k: redact(v) for k, v in self.tags.items()})
         self.parent_run_id = run.info.run_id

@@ -1,0 +1,64 @@
+"""The MLflow UI shows a sweep: its runs, and each trial's searched params.
+
+Served by a real `mlflow server` on 127.0.0.1 and opened in headless
+Chromium (Debian's /usr/bin/chromium, driven by Playwright; `.ci/run`
+installs the browser). Screenshots land in the test's tmp folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tune_rl.runner import plan_sweep, run_sweep
+from tune_rl.spec import load_spec
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Without these, Chromium reaches for Google's hosts at start, and this
+# machine's closed network refuses them.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+@pytest.mark.slow
+def test_experiment_page_lists_the_runs_and_the_params_are_visible(
+        local_ray, mlflow_server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    spec = load_spec("DQN", env="breakout", trials=2, max_env_steps=300,
+                     min_env_steps_per_iteration=300, evaluation=False, name="ui-sweep",
+                     experiment="ui-breakout-DQN", tracking_uri=mlflow_server,
+                     storage_path=str(tmp_path / "ray_results"))
+    summary = run_sweep(plan_sweep(spec))
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("ui-breakout-DQN")
+    child = client.search_runs([experiment.experiment_id],
+                               "tags.mlflow.parentRunId != ''", max_results=1)[0]
+    trial_name = child.data.tags["mlflow.runName"]
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        # The runs list: the sweep's parent run, expanded to show its trials.
+        page.goto(f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs")
+        parent = page.get_by_text("ui-sweep", exact=True).first
+        parent.wait_for(timeout=60_000)
+        row = parent.locator("xpath=ancestor::*[@role='row'][1]")
+        row.locator("button[data-component-id*='runnamecellrenderer']").first.click()
+        for trial in summary["trials"]:
+            page.get_by_text(trial["trial"], exact=True).first.wait_for(timeout=30_000)
+        page.screenshot(path=tmp_path / "experiment.png", full_page=True)
+
+        page.goto(f"{mlflow_server}/#/experiments/{experiment.experiment_id}"
+                  f"/runs/{child.info.run_id}")
+        page.get_by_text(trial_name).first.wait_for(timeout=60_000)
+        for param in summary["trials"][0]["params"]:
+            page.get_by_text(param, exact=True).first.wait_for(timeout=30_000)
+        page.get_by_text(child.data.params["conv_filters"], exact=True).first.wait_for()
+        page.screenshot(path=tmp_path / "trial.png", full_page=True)
+        browser.close()
+
+    assert (tmp_path / "experiment.png").stat().st_size > 10_000
