@@ -15,6 +15,7 @@ STEPS   ?=
 SEED    ?=
 SPEC    ?=
 NAME    ?=
+RESUME  ?=
 MLFLOW_PORT ?= 5000
 
 SWEEP_FLAGS = --profile $(PROFILE) \
@@ -23,7 +24,8 @@ SWEEP_FLAGS = --profile $(PROFILE) \
 	$(if $(TRIALS),--trials $(TRIALS)) \
 	$(if $(STEPS),--max-env-steps $(STEPS)) \
 	$(if $(SEED),--seed $(SEED)) \
-	$(if $(NAME),--name $(NAME))
+	$(if $(NAME),--name $(NAME)) \
+	$(if $(RESUME),--resume)
 
 .PHONY: install sweep dry-run list test lint bench mlflow-ui clean
 

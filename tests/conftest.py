@@ -61,7 +61,7 @@ def mlflow_server(tmp_path_factory):
         [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
          "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT)
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         # Ready when it answers; bounded by attempts, and by the process dying.
@@ -79,6 +79,10 @@ def mlflow_server(tmp_path_factory):
             raise RuntimeError("mlflow server did not answer")
         yield url
     finally:
-        server.terminate()
+        # `mlflow server` runs uvicorn as a child: end the whole group.
+        import os
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         log.close()

@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--storage-path", help="where results go (default ./ray_results)")
     sweep.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
     sweep.add_argument("--experiment", help="MLflow experiment (default <env>-<algo>)")
+    sweep.add_argument("--resume", action="store_true",
+                       help="continue the interrupted sweep --name from its storage folder")
     sweep.add_argument("--dry-run", action="store_true",
                        help="print the resolved plan and start nothing")
 
@@ -56,8 +58,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from tune_rl.spec import load_spec
 
     overrides = {field: getattr(args, flag) for flag, field in OVERRIDES.items()}
+    if args.resume and not args.name:
+        raise UsageError("--resume needs --name: the sweep to continue")
     spec = load_spec(args.algo, args.spec, args.profile, **overrides)
-    plan = plan_sweep(spec)
+    plan = plan_sweep(spec, resume=args.resume)
     if args.dry_run:
         print(json.dumps(plan.describe(), indent=2, default=str))
         return 0
@@ -65,11 +69,26 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from tune_rl.report import format_summary
     from tune_rl.runner import run_sweep
 
-    print(f"Sweep {spec.name}: {spec.trials} trials of {spec.algo} on {spec.env}, "
+    verb = "Resuming sweep" if args.resume else "Sweep"
+    print(f"{verb} {spec.name}: {spec.trials} trials of {spec.algo} on {spec.env}, "
           f"{spec.max_env_steps} env steps each. Results: {spec.sweep_dir}", flush=True)
-    summary = run_sweep(plan)
+    summary = run_sweep(plan, resume=args.resume)
+    if summary.get("interrupted"):
+        print(f"\nSweep {spec.name} interrupted; its state is saved. Resume it with:\n"
+              f"  {resume_command(sys.argv, spec.name)}", file=sys.stderr)
+        return 130
     print(format_summary(summary))
     return 0 if summary["succeeded"] else 1
+
+
+def resume_command(argv: list[str], name: str) -> str:
+    """The command that was run, with --resume and the sweep's --name."""
+    import shlex
+
+    args = [a for a in argv[1:] if a != "--resume"]
+    if "--name" not in args:
+        args += ["--name", name]
+    return shlex.join(["tune-rl", *args, "--resume"])
 
 
 def _cmd_list() -> int:

@@ -52,7 +52,25 @@ class SweepPlan:
         }
 
 
-def plan_sweep(spec: SweepSpec) -> SweepPlan:
+SUMMARY = "summary.json"
+
+
+def tracking_state_file(spec: SweepSpec) -> Path:
+    # Beside the sweep folder, not in it: at the end of a resumed run Tune
+    # syncs its driver-side copy of the folder back over the original,
+    # which would put back the copy of this file taken when the run resumed.
+    return spec.sweep_dir.parent / ".tune_rl" / f"{spec.name}.mlflow_runs.json"
+
+
+def sweep_state(spec: SweepSpec) -> str:
+    """'new', 'finished' (it wrote its summary) or 'unfinished' (killed, crashed)."""
+    folder = spec.sweep_dir
+    if not (folder / "tuner.pkl").exists():
+        return "new"
+    return "finished" if (folder / SUMMARY).exists() else "unfinished"
+
+
+def plan_sweep(spec: SweepSpec, resume: bool = False) -> SweepPlan:
     """Everything a sweep needs, checked; starts nothing."""
     preset, env = PRESETS[spec.algo], get_env(spec.env)
     settings = TrialSettings(
@@ -71,6 +89,14 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     space = load_space(preset, env)
     check_space(preset, env, space, settings)
     _check_storage(Path(spec.storage_path))
+    _check_tracking(spec.tracking_uri)
+    state = sweep_state(spec)
+    if resume and state != "unfinished":
+        raise UsageError(f"--resume: sweep {spec.name!r} in {spec.storage_path} is {state}; "
+                         "there is nothing to resume")
+    if not resume and state == "unfinished":
+        raise UsageError(f"sweep {spec.name!r} exists in {spec.storage_path} and did not "
+                         "finish: add --resume to continue it, or pass a new --name")
     return SweepPlan(spec, preset, env, space, settings)
 
 
@@ -78,12 +104,35 @@ def _check_storage(path: Path) -> None:
     probe = path.resolve()
     while not probe.exists():
         probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"storage_path {str(path)!r} cannot be written ({probe} is a file)")
     if not os.access(probe, os.W_OK):
         raise UsageError(f"storage_path {str(path)!r} cannot be written ({probe} is read-only)")
 
 
-def run_sweep(plan: SweepPlan) -> dict[str, Any]:
-    """Runs the sweep on local Ray and returns its summary (see report.py)."""
+def _check_tracking(uri: str) -> None:
+    """A tracking server must answer before any trial starts."""
+    import urllib.request
+
+    if uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10)
+        except OSError as err:
+            raise UsageError(f"tracking_uri {uri!r} does not answer ({err}); start the "
+                             "MLflow server or pass another --tracking-uri") from None
+    elif uri.startswith("sqlite:///"):
+        _check_storage(Path(uri.removeprefix("sqlite:///")).parent)
+    else:
+        raise UsageError(f"tracking_uri {uri!r} is not supported: use sqlite:///<file> "
+                         "or http(s)://<mlflow server>")
+
+
+def run_sweep(plan: SweepPlan, resume: bool = False) -> dict[str, Any]:
+    """Runs (or resumes) the sweep on local Ray and returns its summary.
+
+    An interrupted sweep (Ctrl-C) returns a summary with "interrupted": True;
+    its MLflow runs are marked KILLED until `--resume` reopens them.
+    """
     # Tune's new output engine ignores progress_reporter; ours shows only the
     # searched parameters, not the whole RLlib config.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -94,7 +143,6 @@ def run_sweep(plan: SweepPlan) -> dict[str, Any]:
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from tune_rl.report import optuna_figures, summarize, write_summary
     from tune_rl.tracking import MLflowTracking, sweep_tags
     from tune_rl.trainable import make_trainable
 
@@ -109,7 +157,15 @@ def run_sweep(plan: SweepPlan) -> dict[str, Any]:
         spec.tracking_uri, spec.experiment, spec.name, sweep_params(spec), sweep_tags(spec),
         max_env_steps=spec.max_env_steps,
         resolve_config=partial(resolved_config, plan),
+        state_file=tracking_state_file(spec),
     )
+    if resume:
+        # Tune restores the trials, the Optuna searcher's history and this
+        # sweep's callbacks from the sweep folder; finished trials stay done.
+        tracking.reopen()
+        tuner = tune.Tuner.restore(str(spec.sweep_dir), trainable, resume_unfinished=True,
+                                   resume_errored=True, param_space=plan.space)
+        return _finish(plan, tuner.fit(), tracking, concurrency)
     tracking.start_sweep(json.dumps(space_summary(plan.space), indent=2))
     searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=spec.seed))
     tuner = tune.Tuner(
@@ -152,17 +208,37 @@ def run_sweep(plan: SweepPlan) -> dict[str, Any]:
             verbose=1,
         ),
     )
-    results = tuner.fit()
+    return _finish(plan, tuner.fit(), tracking, concurrency)
+
+
+def _finish(plan: SweepPlan, results, tracking, concurrency: int) -> dict[str, Any]:
+    from tune_rl.report import optuna_figures, summarize, write_summary
+
+    spec = plan.spec
+    tracking.load_state()  # written by the callback Tune ran, perhaps a restored copy
     summary = summarize(plan, results, concurrency)
+    summary["mlflow"]["parent_run_id"] = tracking.parent_run_id
+    if was_interrupted(spec):
+        tracking.mark_killed()
+        summary["interrupted"] = True
+        return summary
     if summary["best"]:
         version = tracking.log_best_policy(summary["best"], f"{spec.env}-{spec.algo}",
                                            plan.env.policy_obs_shape)
         summary["best"]["model"] = version and f"models:/{spec.env}-{spec.algo}/{version}"
     tracking.log_plots(optuna_figures(plan.space, summary["trials"]))
-    summary["mlflow"]["parent_run_id"] = tracking.parent_run_id
     write_summary(summary, spec.sweep_dir)
     tracking.end_sweep(summary, "FINISHED" if summary["succeeded"] else "FAILED")
     return summary
+
+
+def was_interrupted(spec: SweepSpec) -> bool:
+    """Whether Tune stopped early on Ctrl-C: its saved state has unfinished trials."""
+    from ray.tune import ExperimentAnalysis
+
+    trials = ExperimentAnalysis(str(spec.sweep_dir)).trials
+    return len(trials) < spec.trials or any(
+        t.status not in ("TERMINATED", "ERROR") for t in trials)
 
 
 def resolved_config(plan: SweepPlan, params: dict[str, Any]) -> dict[str, Any]:

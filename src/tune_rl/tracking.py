@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from ray.tune import Callback
 
-from tune_rl.trainable import ENV_STEPS, EVAL_SCORE, SCORE
+from tune_rl.trainable import DIVERGED, ENV_STEPS, EVAL_SCORE, SCORE
 
 # result path -> metric name in MLflow
 METRICS = {
@@ -90,7 +90,8 @@ class MLflowTracking(Callback):
     def __init__(self, tracking_uri: str, experiment: str, sweep_name: str,
                  sweep_params: dict[str, Any], tags: dict[str, str], *,
                  max_env_steps: int | None = None,
-                 resolve_config: Callable[[dict], dict] | None = None):
+                 resolve_config: Callable[[dict], dict] | None = None,
+                 state_file: Path | None = None):
         self.client = MlflowClient(tracking_uri)
         self.experiment = experiment
         self.sweep_name = sweep_name
@@ -102,6 +103,36 @@ class MLflowTracking(Callback):
         self.parent_run_id: str | None = None
         self.trial_runs: dict[str, str] = {}  # Tune trial id -> MLflow run id
         self.ended: set[str] = set()
+        # Which MLflow runs belong to this sweep, on disk beside Tune's own
+        # state, so that a resumed sweep appends to its runs rather than
+        # duplicating them (Tune restores this callback from its pickle).
+        self.state_file = state_file
+
+    def save_state(self) -> None:
+        if self.state_file is None:
+            return
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({
+            "experiment_id": self.experiment_id, "parent_run_id": self.parent_run_id,
+            "trial_runs": self.trial_runs, "ended": sorted(self.ended)}))
+        tmp.replace(self.state_file)
+
+    def load_state(self) -> bool:
+        if self.state_file is None or not self.state_file.exists():
+            return False
+        state = json.loads(self.state_file.read_text())
+        self.experiment_id = state["experiment_id"]
+        self.parent_run_id = state["parent_run_id"]
+        self.trial_runs = state["trial_runs"]
+        self.ended = set(state["ended"])
+        return True
+
+    def reopen(self) -> None:
+        """A resumed sweep: its parent run is running again."""
+        self.load_state()
+        self.client.update_run(self.parent_run_id, status="RUNNING")
+        self.save_state()
 
     # -- the sweep's parent run -------------------------------------------
     def start_sweep(self, space_text: str = "") -> str:
@@ -115,6 +146,7 @@ class MLflowTracking(Callback):
         run = self.client.create_run(self.experiment_id, run_name=self.sweep_name,
                                      tags={k: redact(v) for k, v in self.tags.items()})
         self.parent_run_id = run.info.run_id
+        self.save_state()
         self.client.log_batch(self.parent_run_id, params=[
             Param(k, redact(str(v))[:6000]) for k, v in self.sweep_params.items()])
         if space_text:
@@ -137,18 +169,28 @@ class MLflowTracking(Callback):
         self.client.log_text(self.parent_run_id, trials_csv(summary["trials"]), "trials.csv")
         self.client.set_terminated(self.parent_run_id, status)
 
+    def mark_killed(self) -> None:
+        """An interrupted sweep: its open runs are KILLED until resumed."""
+        for run_id in [*set(self.trial_runs.values()) - self.ended, self.parent_run_id]:
+            self.client.set_terminated(run_id, "KILLED")
+
     def log_plots(self, figures: dict[str, Any]) -> None:
         for name, figure in figures.items():
             self.client.log_figure(self.parent_run_id, figure, f"plots/{name}.png")
 
     # -- one nested run per trial -------------------------------------------
     def setup(self, **info) -> None:
-        if self.parent_run_id is None:
+        if not self.load_state() and self.parent_run_id is None:
             self.start_sweep()
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        if trial.trial_id in self.trial_runs:
-            return  # a retried or resumed trial keeps its run
+        if trial.trial_id in self.trial_runs:  # a retried or resumed trial keeps its run
+            run_id = self.trial_runs[trial.trial_id]
+            if run_id in self.ended:
+                self.ended.discard(run_id)
+                self.save_state()
+            self.client.update_run(run_id, status="RUNNING")
+            return
         name = str(trial)
         run = self.client.create_run(self.experiment_id, run_name=name, tags={
             MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: name,
@@ -156,6 +198,7 @@ class MLflowTracking(Callback):
             **{k: self.tags[k] for k in ("algorithm", "env", "sweep") if k in self.tags}})
         run_id = run.info.run_id
         self.trial_runs[trial.trial_id] = run_id
+        self.save_state()
         searched = {k: v for k, v in trial.config.items() if not k.startswith("__")}
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in searched.items()])
         if self.resolve_config:
@@ -172,9 +215,12 @@ class MLflowTracking(Callback):
             Metric(k, v, now, step) for k, v in trial_metrics(result).items()])
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        steps = (trial.last_result or {}).get(ENV_STEPS, 0)
+        last = trial.last_result or {}
+        steps = last.get(ENV_STEPS, 0)
         tags = {}
-        if self.max_env_steps and steps < self.max_env_steps:
+        if last.get(DIVERGED):
+            tags["diverged"] = f"non-finite {last[DIVERGED]} at {int(steps)} env steps"
+        elif self.max_env_steps and steps < self.max_env_steps:
             tags["early_stopped"] = f"ASHA at {int(steps)} env steps"
         self._end_trial(trial, "FINISHED", tags)
 
@@ -193,6 +239,7 @@ class MLflowTracking(Callback):
             self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         self.client.set_terminated(run_id, status)
         self.ended.add(run_id)
+        self.save_state()
 
     # -- the best policy --------------------------------------------------------
     def log_best_policy(self, best: dict[str, Any], model_name: str,

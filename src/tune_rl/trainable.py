@@ -20,6 +20,22 @@ from tune_rl.presets import Preset
 ENV_STEPS = "num_env_steps_sampled_lifetime"
 SCORE = "score"  # the real game score, mean over the last 100 episodes
 EVAL_SCORE = "eval_score"
+DIVERGED = "diverged"  # set, with the name of what went non-finite, when a trial diverges
+# Numbers that turn NaN or infinite when learning diverges.
+WATCHED = [("learners", "default_policy", k) for k in
+           ("total_loss", "qf_loss", "policy_loss", "vf_loss", "pi_loss")]
+WATCHED.append(("env_runners", "episode_return_mean"))
+
+
+def non_finite(result: dict) -> str | None:
+    """The first watched value of `result` that is NaN or infinite, by name."""
+    for path in WATCHED:
+        value = result
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)) and not math.isfinite(value):
+            return path[-1]
+    return None
 
 
 def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torch_threads: int):
@@ -54,6 +70,12 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
             evaluation = result.get("evaluation", {}).get("env_runners", {})
             if SCORE_KEY in evaluation:
                 result[EVAL_SCORE] = float(evaluation[SCORE_KEY])
+            # A diverged trial stops here, recorded as such, rather than crash
+            # later or feed the search a meaningless score.
+            bad = non_finite(result)
+            if bad:
+                result[DIVERGED] = bad
+                result["done"] = True
             return result
 
         def get_auto_filled_metrics(self, *args, **kwargs) -> dict:
