@@ -89,6 +89,8 @@ def build_config(
         .training(**training)
         .rl_module(model_config=DefaultModelConfig(**model))
         .callbacks(ScoreCallback)
+        # RLlib's own recovery: a crashed env runner is restarted, not fatal.
+        .fault_tolerance(restart_failed_env_runners=True)
         # Iterations are sized in env steps, the unit ASHA compares trials in;
         # IMPALA's and APPO's default 10-second floor would make them time-sized.
         .reporting(min_sample_timesteps_per_iteration=settings.min_env_steps_per_iteration,

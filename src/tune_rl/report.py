@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
             "env_steps": steps,
             "iterations": int(metrics.get("training_iteration", 0) or 0),
             "checkpoint": checkpoint.path if checkpoint else None,
-            "error": str(result.error).strip().splitlines()[-1][:500] if result.error else None,
+            "error": error_line(str(result.error)) if result.error else None,
             "path": result.path,
         })
     ranked = sorted((t for t in trials if t["score"] is not None),
@@ -68,6 +69,13 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
         "failed": len(failed),
         "failures": [{"trial": t["trial"], "error": t["error"]} for t in failed],
     }
+
+
+def error_line(text: str) -> str:
+    """The line of a (Ray-wrapped) traceback that says what went wrong."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    messages = [line for line in lines if re.match(r"^[\w.]*(Error|Exception): \S", line)]
+    return (messages or lines or ["unknown error"])[-1][:500]
 
 
 def write_summary(summary: dict[str, Any], folder: Path) -> Path:

@@ -17,6 +17,7 @@ before Ray starts.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -60,7 +61,9 @@ class SweepSpec:
     env_config: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)  # fixed preset overrides
     storage_path: str = "ray_results"
-    tracking_uri: str = "sqlite:///mlflow.db"
+    # MLflow's own MLFLOW_TRACKING_URI, when set, else the embedded SQLite store.
+    tracking_uri: str = field(
+        default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
     spec_file: str = ""
 
     def __post_init__(self) -> None:

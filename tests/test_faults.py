@@ -1,0 +1,113 @@
+"""A trial that keeps crashing is retried, then FAILED; the sweep goes on.
+
+The env here is CartPole that raises after 300 steps in one trial of the two
+(the first trial to start claims the role), so Tune's retry from the last
+checkpoint fails again and the trial ends FAILED in Tune and in MLflow, while
+the other finishes. The same sweep runs with a secret in the environment and
+in its env_config, which must not reach MLflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+import ray.cloudpickle
+from mlflow.tracking import MlflowClient
+
+from tune_rl.envs import EnvChoice
+from tune_rl.runner import plan_sweep, run_sweep
+from tune_rl.spec import load_spec
+
+# Ray workers cannot import this test module; ship its functions by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+SECRET = "s3cr3t-7f9a2b"
+
+
+class CrashingCartPole(gym.Wrapper):
+    def __init__(self, env, crash: bool):
+        super().__init__(env)
+        self.crash, self.steps = crash, 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.crash and self.steps > 300:
+            raise RuntimeError("simulated env crash after 300 steps")
+        return self.env.step(action)
+
+
+def make_crashing_cartpole(env_config) -> gym.Env:
+    # Tune runs each trial in its own folder: the first trial to start claims
+    # the crashing role, and keeps it through its retries.
+    claim = Path(env_config["claim_file"])
+    trial = Path.cwd().name
+    try:
+        with open(claim, "x") as f:
+            f.write(trial)
+    except FileExistsError:
+        pass
+    return CrashingCartPole(gym.make("CartPole-v1"), claim.read_text() == trial)
+
+
+@pytest.fixture(scope="module")
+def crashed_sweep(local_ray, tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults")
+    os.environ["TUNE_RL_TEST_SERVICE_TOKEN"] = SECRET
+    try:
+        spec = load_spec(
+            "PPO", env="cartpole", trials=2, max_env_steps=2000, max_concurrent=1,
+            min_env_steps_per_iteration=500, checkpoint_every=1, max_failures=1,
+            evaluation=False, name="crashing", training={"train_batch_size_per_learner": 500},
+            env_config={"claim_file": str(root / "claim"), "service_token": SECRET},
+            storage_path=str(root / "ray_results"), tracking_uri=f"sqlite:///{root / 'm.db'}")
+        crashing = EnvChoice("crashing-cartpole", make_crashing_cartpole, False,
+                             "CartPole that crashes in one trial", (4,))
+        plan = dataclasses.replace(plan_sweep(spec), env=crashing)
+        summary = run_sweep(plan)
+    finally:
+        del os.environ["TUNE_RL_TEST_SERVICE_TOKEN"]
+    return summary, spec, root
+
+
+@pytest.mark.slow
+def test_crashing_trial_is_retried_then_failed_while_the_other_finishes(crashed_sweep):
+    summary, spec, _ = crashed_sweep
+    statuses = sorted(t["status"] for t in summary["trials"])
+    assert statuses == ["FAILED", "FINISHED"]
+    assert summary["succeeded"] == 1 and summary["failed"] == 1
+    assert "simulated env crash" in summary["failures"][0]["error"]
+
+    client = MlflowClient(spec.tracking_uri)
+    experiment = client.get_experiment_by_name(spec.experiment).experiment_id
+    children = client.search_runs([experiment], "tags.mlflow.parentRunId != ''")
+    assert sorted(c.info.status for c in children) == ["FAILED", "FINISHED"]
+    failed = next(c for c in children if c.info.status == "FAILED")
+    error = Path(client.download_artifacts(failed.info.run_id, "error.txt")).read_text()
+    assert "simulated env crash" in error
+    # Retried once (max_failures=1) before giving up.
+    trial = next(t for t in summary["trials"] if t["status"] == "FAILED")
+    assert (Path(trial["path"]) / "error.txt").read_text().count("simulated env crash") >= 1
+
+
+@pytest.mark.slow
+def test_no_secret_reaches_mlflow(crashed_sweep, tmp_path):
+    summary, spec, _ = crashed_sweep
+    client = MlflowClient(spec.tracking_uri)
+    experiment = client.get_experiment_by_name(spec.experiment).experiment_id
+    runs = client.search_runs([experiment])
+    assert len(runs) == 3
+    for run in runs:
+        assert SECRET not in str(run.data.params) + str(run.data.tags)
+        target = tmp_path / run.info.run_id
+        target.mkdir()
+        folder = Path(client.download_artifacts(run.info.run_id, "", str(target)))
+        for path in folder.rglob("*"):
+            if path.is_file() and path.suffix in {".json", ".txt", ".csv"}:
+                assert SECRET not in path.read_text(errors="ignore"), path
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.params["env_config.service_token"] == "***"
