@@ -1,11 +1,7 @@
-"""APPO: learning rate, entropy bonus, value-loss weight, gradient clip, encoder."""
+"""APPO: the IMPALA space plus the clip of APPO's PPO-style surrogate loss."""
 
 from ray import tune
 
-SPACE = {
-    "lr": tune.loguniform(1e-5, 2e-3),
-    "entropy_coeff": tune.loguniform(1e-4, 5e-2),
-    "vf_loss_coeff": tune.uniform(0.25, 1.0),
-    "grad_clip": tune.loguniform(5.0, 100.0),
-    "conv_filters": tune.choice(["nature", "small", "wide"]),
-}
+from search_spaces.impala import SPACE as IMPALA_SPACE
+
+SPACE = {**IMPALA_SPACE, "clip_param": tune.uniform(0.1, 0.4)}

@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--experiment", help="MLflow experiment (default <env>-<algo>)")
     sweep.add_argument("--resume", action="store_true",
                        help="continue the interrupted sweep --name from its storage folder")
+    sweep.add_argument("--resume-if-unfinished", action="store_true",
+                       help="resume --name if it exists unfinished, else start it (for "
+                            "scheduled jobs that may be restarted)")
     sweep.add_argument("--dry-run", action="store_true",
                        help="print the resolved plan and start nothing")
 
@@ -54,13 +57,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from tune_rl.runner import plan_sweep
+    from tune_rl.runner import plan_sweep, sweep_state
     from tune_rl.spec import load_spec
 
     overrides = {field: getattr(args, flag) for flag, field in OVERRIDES.items()}
-    if args.resume and not args.name:
+    if (args.resume or args.resume_if_unfinished) and not args.name:
         raise UsageError("--resume needs --name: the sweep to continue")
     spec = load_spec(args.algo, args.spec, args.profile, **overrides)
+    if args.resume_if_unfinished:
+        args.resume = sweep_state(spec) == "unfinished"
     plan = plan_sweep(spec, resume=args.resume)
     if args.dry_run:
         print(json.dumps(plan.describe(), indent=2, default=str))
