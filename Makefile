@@ -15,6 +15,7 @@ STEPS   ?=
 SEED    ?=
 SPEC    ?=
 NAME    ?=
+ADDRESS ?=
 RESUME  ?=
 MLFLOW_PORT ?= 5000
 
@@ -25,7 +26,8 @@ SWEEP_FLAGS = --profile $(PROFILE) \
 	$(if $(STEPS),--max-env-steps $(STEPS)) \
 	$(if $(SEED),--seed $(SEED)) \
 	$(if $(NAME),--name $(NAME)) \
-	$(if $(RESUME),--resume)
+	$(if $(RESUME),--resume) \
+	$(if $(ADDRESS),--address $(ADDRESS))
 
 .PHONY: install sweep dry-run list test lint bench mlflow-ui clean
 

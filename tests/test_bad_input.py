@@ -33,6 +33,11 @@ CASES = {
                            "cannot be written"),
     "silent tracking server": (["--algo", "DQN", "--tracking-uri", "http://127.0.0.1:{port}"],
                                "does not answer"),
+    "SQLite store for a cluster": (["--algo", "DQN", "--address", "127.0.0.1:{port}"],
+                                   "is an SQLite file on this machine's disk"),
+    "silent cluster address": (["--algo", "DQN", "--address", "127.0.0.1:{port}",
+                                "--tracking-uri", "http://127.0.0.1:{port}"],
+                               "Ray cluster at"),
     "resume of nothing": (["--algo", "DQN", "--name", "never-ran", "--resume"],
                           "there is nothing to resume"),
 }

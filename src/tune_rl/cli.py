@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--storage-path", help="where results go (default ./ray_results)")
     sweep.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
     sweep.add_argument("--experiment", help="MLflow experiment (default <env>-<algo>)")
+    sweep.add_argument("--address",
+                       help="run on an existing Ray cluster: auto, host:port or ray://host:port")
     sweep.add_argument("--resume", action="store_true",
                        help="continue the interrupted sweep --name from its storage folder")
     sweep.add_argument("--resume-if-unfinished", action="store_true",
@@ -66,7 +68,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     spec = load_spec(args.algo, args.spec, args.profile, **overrides)
     if args.resume_if_unfinished:
         args.resume = sweep_state(spec) == "unfinished"
-    plan = plan_sweep(spec, resume=args.resume)
+    plan = plan_sweep(spec, resume=args.resume, address=args.address)
     if args.dry_run:
         print(json.dumps(plan.describe(), indent=2, default=str))
         return 0
@@ -77,7 +79,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     verb = "Resuming sweep" if args.resume else "Sweep"
     print(f"{verb} {spec.name}: {spec.trials} trials of {spec.algo} on {spec.env}, "
           f"{spec.max_env_steps} env steps each. Results: {spec.sweep_dir}", flush=True)
-    summary = run_sweep(plan, resume=args.resume)
+    summary = run_sweep(plan, resume=args.resume, address=args.address)
     if summary.get("interrupted"):
         print(f"\nSweep {spec.name} interrupted; its state is saved. Resume it with:\n"
               f"  {resume_command(sys.argv, spec.name)}", file=sys.stderr)

@@ -47,6 +47,7 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
             "last_score": _finite(metrics.get(SCORE)),
             "env_steps": steps,
             "iterations": int(metrics.get("training_iteration", 0) or 0),
+            "node_id": metrics.get("node_id"),
             "checkpoint": checkpoint.path if checkpoint else None,
             "error": error_line(str(result.error)) if result.error else None,
             "path": result.path,

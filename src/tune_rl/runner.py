@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
+from tune_rl.cluster import check_before_connecting, check_storage_is_shared, connect
 from tune_rl.config import TrialSettings
 from tune_rl.envs import EnvChoice, get_env
 from tune_rl.errors import UsageError
@@ -70,8 +72,11 @@ def sweep_state(spec: SweepSpec) -> str:
     return "finished" if (folder / SUMMARY).exists() else "unfinished"
 
 
-def plan_sweep(spec: SweepSpec, resume: bool = False) -> SweepPlan:
-    """Everything a sweep needs, checked; starts nothing."""
+def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None) -> SweepPlan:
+    """Everything a sweep needs, checked; starts nothing.
+
+    `address` is a Ray cluster to run on (host:port, ray://host:port or auto).
+    """
     preset, env = PRESETS[spec.algo], get_env(spec.env)
     settings = TrialSettings(
         seed=spec.seed,
@@ -88,7 +93,9 @@ def plan_sweep(spec: SweepSpec, resume: bool = False) -> SweepPlan:
     )
     space = load_space(preset, env)
     check_space(preset, env, space, settings)
-    _check_storage(Path(spec.storage_path))
+    if not urlparse(spec.storage_path).scheme:
+        _check_storage(Path(spec.storage_path))
+    check_before_connecting(address, spec.tracking_uri)
     _check_tracking(spec.tracking_uri)
     state = sweep_state(spec)
     if resume and state != "unfinished":
@@ -127,7 +134,8 @@ def _check_tracking(uri: str) -> None:
                          "or http(s)://<mlflow server>")
 
 
-def run_sweep(plan: SweepPlan, resume: bool = False) -> dict[str, Any]:
+def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None
+              ) -> dict[str, Any]:
     """Runs (or resumes) the sweep on local Ray and returns its summary.
 
     An interrupted sweep (Ctrl-C) returns a summary with "interrupted": True;
@@ -137,7 +145,6 @@ def run_sweep(plan: SweepPlan, resume: bool = False) -> dict[str, Any]:
     # searched parameters, not the whole RLlib config.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import optuna
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
@@ -147,8 +154,8 @@ def run_sweep(plan: SweepPlan, resume: bool = False) -> dict[str, Any]:
     from tune_rl.trainable import make_trainable
 
     spec = plan.spec
-    ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
-             configure_logging=True, logging_level="WARNING")
+    connect(address)
+    check_storage_is_shared(spec.storage_path)
     plan.env.register()
     trainable = make_trainable(plan.preset, plan.env, plan.settings, spec.torch_threads)
     concurrency = spec.max_concurrent or _concurrency(trainable, plan.space)
@@ -187,7 +194,7 @@ def run_sweep(plan: SweepPlan, resume: bool = False) -> dict[str, Any]:
         ),
         run_config=tune.RunConfig(
             name=spec.name,
-            storage_path=str(Path(spec.storage_path).resolve()),
+            storage_path=storage_uri(spec.storage_path),
             stop={ENV_STEPS: spec.max_env_steps},
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=spec.keep_checkpoints,
@@ -246,6 +253,11 @@ def resolved_config(plan: SweepPlan, params: dict[str, Any]) -> dict[str, Any]:
     from tune_rl.config import build_config
 
     return build_config(plan.preset, plan.env, params, plan.settings).to_dict()
+
+
+def storage_uri(path: str) -> str:
+    """Cloud URIs as given (pyarrow resolves them); local folders made absolute."""
+    return path if urlparse(path).scheme else str(Path(path).resolve())
 
 
 def trial_name(algo: str, trial) -> str:

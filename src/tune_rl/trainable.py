@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import ray
 from ray.tune.result import TRIAL_INFO
 
 from tune_rl.config import TrialSettings, build_config
@@ -72,6 +73,8 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
                 result[EVAL_SCORE] = float(evaluation[SCORE_KEY])
             # A diverged trial stops here, recorded as such, rather than crash
             # later or feed the search a meaningless score.
+            # Which node ran this trial, for sweeps on a cluster.
+            result["node_id"] = ray.get_runtime_context().get_node_id()
             bad = non_finite(result)
             if bad:
                 result[DIVERGED] = bad

@@ -1,0 +1,71 @@
+"""Where a sweep runs: a local Ray, or an existing Ray cluster.
+
+Ray is the distributed engine; tune-rl only connects to it and refuses the
+setups that would lose results on a cluster: a results folder that other
+nodes cannot see, and an SQLite MLflow store on the driver's disk.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+from tune_rl.errors import UsageError
+
+
+def check_before_connecting(address: str | None, tracking_uri: str) -> None:
+    """Refusals that need no Ray: an SQLite store for a cluster, a silent address."""
+    if not address:
+        return
+    if tracking_uri.startswith("sqlite:"):
+        raise UsageError(
+            f"tracking_uri {tracking_uri!r} is an SQLite file on this machine's disk; on a "
+            "cluster (--address) the sweep's driver may run elsewhere and the file is "
+            "lost with it: start an MLflow server and pass --tracking-uri http://...")
+    if address != "auto":
+        _check_answers(address)
+
+
+def connect(address: str | None) -> None:
+    """Starts a local Ray, or joins the cluster at `address` (or $RAY_ADDRESS)."""
+    import ray
+
+    if address or os.environ.get("RAY_ADDRESS"):
+        try:
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
+                     logging_level="WARNING")
+        except (ConnectionError, RuntimeError, TimeoutError) as err:
+            raise UsageError(f"Ray cluster at {address or os.environ['RAY_ADDRESS']!r} does "
+                             f"not answer: {str(err).splitlines()[0]}") from None
+        return
+    # Loopback only: the local Ray serves no one else.
+    ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
+             logging_level="WARNING")
+
+
+def check_storage_is_shared(storage_path: str) -> None:
+    """On several hosts, a plain local path would scatter trials' results."""
+    import ray
+
+    if urlparse(storage_path).scheme:  # s3://, gs://, ...: every node reaches it
+        return
+    hosts = {node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]}
+    if len(hosts) > 1:
+        raise UsageError(
+            f"storage_path {storage_path!r} is a local folder, and this cluster spans "
+            f"{len(hosts)} hosts ({', '.join(sorted(hosts))}) that cannot all see it: "
+            "pass a cloud URI (s3://, gs://) or a folder mounted on every node")
+
+
+def _check_answers(address: str) -> None:
+    # ray.init keeps retrying a dead address for minutes; a TCP probe tells at once.
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"address {address!r} is not host:port, ray://host:port or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise UsageError(f"Ray cluster at {address!r} does not answer ({err})") from None
