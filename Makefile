@@ -16,6 +16,7 @@ SEED    ?=
 SPEC    ?=
 NAME    ?=
 ADDRESS ?=
+ARGS    ?=
 RESUME  ?=
 MLFLOW_PORT ?= 5000
 
@@ -27,7 +28,7 @@ SWEEP_FLAGS = --profile $(PROFILE) \
 	$(if $(SEED),--seed $(SEED)) \
 	$(if $(NAME),--name $(NAME)) \
 	$(if $(RESUME),--resume) \
-	$(if $(ADDRESS),--address $(ADDRESS))
+	$(if $(ADDRESS),--address $(ADDRESS)) $(ARGS)
 
 .PHONY: install sweep dry-run list test lint bench mlflow-ui clean
 
