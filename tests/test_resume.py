@@ -68,6 +68,12 @@ def check_resumed(tmp: Path) -> None:
     sweep = tmp / "ray_results" / "interrupted"
     summary = json.loads((sweep / "summary.json").read_text())
     assert [t["status"] for t in summary["trials"]] == ["FINISHED", "FINISHED"]
+    # Optuna kept its history: the trial proposed after the resume is new.
+    first, second = (t["params"] for t in summary["trials"])
+    assert first != second
+    # Checkpoints stay bounded by keep_checkpoints (1), resume or not.
+    for trial in summary["trials"]:
+        assert len(list(Path(trial["path"]).glob("checkpoint_*"))) == 1
     client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("cartpole-PPO").experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
