@@ -6,6 +6,7 @@ import json
 import math
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,7 @@ def optuna_figures(space: dict[str, Any], trials: list[dict[str, Any]]) -> dict[
     from optuna.visualization import matplotlib as plots
     from ray.tune.search.optuna import OptunaSearch
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     distributions = OptunaSearch.convert_search_space(space)
     study = optuna.create_study(direction="maximize")
     for trial in trials:
@@ -157,7 +159,9 @@ def optuna_figures(space: dict[str, Any], trials: list[dict[str, Any]]) -> dict[
     figures = {}
     for name, make in makers.items():
         try:
-            axes = make(study)
+            with warnings.catch_warnings():  # "experimental" notices, axis-limit notes
+                warnings.simplefilter("ignore")
+                axes = make(study)
         except (ValueError, RuntimeError):  # e.g. importances need 2+ distinct trials
             continue
         first = axes.flat[0] if hasattr(axes, "flat") else axes

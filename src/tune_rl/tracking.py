@@ -12,14 +12,17 @@ storage and its policy registered as a model.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import logging
 import math
 import os
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -250,23 +253,31 @@ class MLflowTracking(Callback):
         from mlflow.models import infer_signature
 
         import tune_rl
-        from tune_rl.policy import PolicyModel, module_path
 
         run_id = self.trial_runs.get(best.get("trial_id", ""))
         checkpoint = best.get("checkpoint")
         if run_id is None or not checkpoint or not Path(checkpoint).is_dir():
             return None
         self.client.log_artifacts(run_id, checkpoint, "checkpoint")
+        # save_model copies the module with a progress bar per file: noise here.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         with tempfile.TemporaryDirectory() as folder:
             example = np.zeros((1, *obs_shape), dtype=np.float32)
-            mlflow.pyfunc.save_model(
-                path=Path(folder, "policy"),
-                python_model=PolicyModel(),
-                artifacts={"rl_module": str(module_path(checkpoint))},
-                code_paths=[str(Path(tune_rl.__file__).parent)],
-                signature=infer_signature(example, np.zeros(1, dtype=np.int64)),
-                pip_requirements=_requirements(),
-            )
+            # MLflow advises on every save (type hints, input examples,
+            # cloudpickle); the model is ours and tested, so keep the
+            # terminal for the sweep's own output.
+            with warnings.catch_warnings(), _quiet_logger("mlflow.pyfunc"):
+                warnings.simplefilter("ignore")
+                from tune_rl.policy import PolicyModel, module_path
+
+                mlflow.pyfunc.save_model(
+                    path=Path(folder, "policy"),
+                    python_model=PolicyModel(),
+                    artifacts={"rl_module": str(module_path(checkpoint))},
+                    code_paths=[str(Path(tune_rl.__file__).parent)],
+                    signature=infer_signature(example, np.zeros(1, dtype=np.int64)),
+                    pip_requirements=_requirements(),
+                )
             self.client.log_artifacts(run_id, str(Path(folder, "policy")), "policy")
         if not self.client.search_registered_models(f"name = '{model_name}'"):
             self.client.create_registered_model(model_name)
@@ -276,6 +287,17 @@ class MLflowTracking(Callback):
         self.client.log_batch(self.parent_run_id, tags=[
             RunTag("best_model", f"models:/{model_name}/{version.version}")])
         return version.version
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _requirements() -> list[str]:
