@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,6 +51,7 @@ def ray_cluster():
                 os.kill(int(pid), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def sweep_args(tmp_path: Path, tracking_uri: str, name: str) -> list[str]:
