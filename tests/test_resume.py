@@ -26,9 +26,9 @@ max_concurrent: 1
 profiles:
   quick:
     trials: 2
-    max_env_steps: 6000
+    max_env_steps: 4000
     min_env_steps_per_iteration: 1000
-    grace_env_steps: 6000
+    grace_env_steps: 4000
     checkpoint_every: 1
     training: {train_batch_size_per_learner: 1000}
 """
@@ -59,7 +59,7 @@ def finished_trials(sweep: Path) -> set[str]:
     done = set()
     for path in sweep.glob("*/result.json"):
         lines = path.read_text().splitlines()
-        if lines and json.loads(lines[-1])["num_env_steps_sampled_lifetime"] >= 6000:
+        if lines and json.loads(lines[-1])["num_env_steps_sampled_lifetime"] >= 4000:
             done.add(path.parent.name)
     return done
 
@@ -84,7 +84,7 @@ def check_resumed(tmp: Path) -> None:
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "env_steps")]
         # Counters continue from the checkpoint; a restart (ray#43266) would
         # show env steps falling back to 1000.
-        assert steps == sorted(steps) and steps[-1] >= 6000, steps
+        assert steps == sorted(steps) and steps[-1] >= 4000, steps
 
 
 @pytest.mark.slow
