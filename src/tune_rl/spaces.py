@@ -126,15 +126,16 @@ def check_space(
     """Raises UsageError naming the parameter if any value of `space` would fail."""
     settings = settings or TrialSettings()
     allowed = allowed_params(preset)
+    candidates = {}
     for name, domain in space.items():
         if name not in allowed:
             raise unknown(f"search parameter for {preset.name}:", name, sorted(allowed))
-        for value in candidate_values(name, domain):
+        candidates[name] = candidate_values(name, domain)
+        for value in candidates[name]:
             _check_value(preset, name, value, settings)
     # RLlib's own validation on the space's corners and a few random points.
     rng = random.Random(0)
-    corners = [{n: candidate_values(n, d)[i % len(candidate_values(n, d))]
-                for n, d in space.items()} for i in (0, 1)]
+    corners = [{n: values[i % len(values)] for n, values in candidates.items()} for i in (0, 1)]
     randoms = [{n: (d.sample(random_state=rng.randrange(2**31)) if isinstance(d, Domain) else d)
                 for n, d in space.items()} for _ in range(samples)]
     for params in corners + randoms:

@@ -32,7 +32,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from ray.tune import Callback
 
-from tune_rl.trainable import DIVERGED, ENV_STEPS, EVAL_SCORE, SCORE
+from tune_rl.trainable import DIVERGED, ENV_STEPS, EVAL_SCORE, SCORE, lookup
 
 # result path -> metric name in MLflow
 METRICS = {
@@ -54,9 +54,7 @@ def trial_metrics(result: dict[str, Any]) -> dict[str, float]:
     """The few numbers worth comparing across trials, from one Tune result."""
     out: dict[str, float] = {}
     for path, name in METRICS.items():
-        value: Any = result
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
+        value = lookup(result, path)
         if isinstance(value, (int, float)) and math.isfinite(value):
             out[name] = float(value)
     seconds = result.get("time_this_iter_s")
@@ -183,8 +181,9 @@ class MLflowTracking(Callback):
 
     # -- one nested run per trial -------------------------------------------
     def setup(self, **info) -> None:
-        if not self.load_state() and self.parent_run_id is None:
-            self.start_sweep()
+        # The runner started (or reopened) the sweep; a callback Tune restored
+        # from its pickle picks up the trial runs recorded since.
+        self.load_state()
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         if trial.trial_id in self.trial_runs:  # a retried or resumed trial keeps its run

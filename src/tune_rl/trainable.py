@@ -28,12 +28,18 @@ WATCHED = [("learners", "default_policy", k) for k in
 WATCHED.append(("env_runners", "episode_return_mean"))
 
 
+def lookup(result: dict, path: tuple[str, ...]) -> Any:
+    """`result[a][b]...` for path (a, b, ...), or None where a key is missing."""
+    value: Any = result
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
 def non_finite(result: dict) -> str | None:
     """The first watched value of `result` that is NaN or infinite, by name."""
     for path in WATCHED:
-        value = result
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
+        value = lookup(result, path)
         if isinstance(value, (int, float)) and not math.isfinite(value):
             return path[-1]
     return None
@@ -56,6 +62,8 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
             self._searched = searched
             super().__init__(config=build_config(preset, env, searched, settings), **kwargs)
             self._trial_info = trial_info  # so results carry the real trial id
+            # Which node runs this trial, for sweeps on a cluster.
+            self._node_id = ray.get_runtime_context().get_node_id()
 
         @classmethod
         def default_resource_request(cls, config):
@@ -73,8 +81,7 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
                 result[EVAL_SCORE] = float(evaluation[SCORE_KEY])
             # A diverged trial stops here, recorded as such, rather than crash
             # later or feed the search a meaningless score.
-            # Which node ran this trial, for sweeps on a cluster.
-            result["node_id"] = ray.get_runtime_context().get_node_id()
+            result["node_id"] = self._node_id
             bad = non_finite(result)
             if bad:
                 result[DIVERGED] = bad
