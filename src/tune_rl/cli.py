@@ -1,13 +1,15 @@
-"""`tune-rl sweep` and `tune-rl list`.
+"""`tune-rl sweep`, `tune-rl submit` and `tune-rl list`.
 
 Exit codes: 0 when at least one trial succeeded, 1 when none did, 2 for bad
-input (reported before Ray starts).
+input (reported before Ray starts), 130 when interrupted. `submit` exits
+with its job's code.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from tune_rl.errors import UsageError
@@ -26,46 +28,73 @@ OVERRIDES = {
 }
 
 
+def _sweep_options() -> argparse.ArgumentParser:
+    """What a sweep is: shared by `sweep` and `submit` (which passes them on)."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--algo", help="one of the ten presets (tune-rl list)")
+    options.add_argument("--spec", help="sweep file; default sweeps/<algo>.yaml")
+    options.add_argument("--profile", default="quick", help="quick (default) or full")
+    options.add_argument("--env", help="breakout or cartpole")
+    options.add_argument("--trials", type=int, help="number of trials")
+    options.add_argument("--max-env-steps", type=int, help="env steps per trial")
+    options.add_argument("--seed", type=int, help="seed of Optuna's sampler and of RLlib")
+    options.add_argument("--max-concurrent", type=int, help="trials at once (0: from CPUs)")
+    options.add_argument("--name", help="sweep name (results folder, MLflow parent run)")
+    options.add_argument("--storage-path", help="where results go (default ./ray_results)")
+    options.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
+    options.add_argument("--experiment", help="MLflow experiment (default <env>-<algo>)")
+    options.add_argument("--resume", action="store_true",
+                         help="continue the interrupted sweep --name from its storage folder")
+    options.add_argument("--resume-if-unfinished", action="store_true",
+                         help="resume --name if it exists unfinished, else start it (for "
+                              "scheduled jobs that may be restarted)")
+    return options
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tune-rl", description="Hyperparameter sweeps of RLlib algorithms on Atari.")
     commands = parser.add_subparsers(dest="command", required=True)
+    options = _sweep_options()
 
-    sweep = commands.add_parser("sweep", help="run a sweep (or --dry-run to see its plan)")
-    sweep.add_argument("--algo", help="one of the ten presets (tune-rl list)")
-    sweep.add_argument("--spec", help="sweep file; default sweeps/<algo>.yaml")
-    sweep.add_argument("--profile", default="quick", help="quick (default) or full")
-    sweep.add_argument("--env", help="breakout or cartpole")
-    sweep.add_argument("--trials", type=int, help="number of trials")
-    sweep.add_argument("--max-env-steps", type=int, help="env steps per trial")
-    sweep.add_argument("--seed", type=int, help="seed of Optuna's sampler and of RLlib")
-    sweep.add_argument("--max-concurrent", type=int, help="trials at once (0: from CPUs)")
-    sweep.add_argument("--name", help="sweep name (results folder, MLflow parent run)")
-    sweep.add_argument("--storage-path", help="where results go (default ./ray_results)")
-    sweep.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
-    sweep.add_argument("--experiment", help="MLflow experiment (default <env>-<algo>)")
+    sweep = commands.add_parser("sweep", parents=[options],
+                                help="run a sweep (or --dry-run to see its plan)")
     sweep.add_argument("--address",
                        help="run on an existing Ray cluster: auto, host:port or ray://host:port")
-    sweep.add_argument("--resume", action="store_true",
-                       help="continue the interrupted sweep --name from its storage folder")
-    sweep.add_argument("--resume-if-unfinished", action="store_true",
-                       help="resume --name if it exists unfinished, else start it (for "
-                            "scheduled jobs that may be restarted)")
     sweep.add_argument("--dry-run", action="store_true",
                        help="print the resolved plan and start nothing")
+
+    submit = commands.add_parser(
+        "submit", parents=[options],
+        help="run a sweep on a Ray cluster as a Ray job, and follow its logs")
+    submit.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                        help="the cluster's dashboard, http://<head>:8265 (default "
+                             "$RAY_ADDRESS)")
+    submit.add_argument("--no-follow", action="store_true",
+                        help="print the job id and return; do not stream its logs")
+    submit.add_argument("--install-dependencies", action="store_true",
+                        help="have Ray pip-install the project's dependencies for the job "
+                             "(for clusters whose image lacks them)")
+    submit.add_argument("--dry-run", action="store_true",
+                        help="print the job (entrypoint, runtime env) and submit nothing")
 
     commands.add_parser("list", help="the algorithms, their search spaces and sweep files")
     return parser
 
 
-def _cmd_sweep(args: argparse.Namespace) -> int:
-    from tune_rl.runner import plan_sweep, sweep_state
+def _load(args: argparse.Namespace):
     from tune_rl.spec import load_spec
 
     overrides = {field: getattr(args, flag) for flag, field in OVERRIDES.items()}
     if (args.resume or args.resume_if_unfinished) and not args.name:
         raise UsageError("--resume needs --name: the sweep to continue")
-    spec = load_spec(args.algo, args.spec, args.profile, **overrides)
+    return load_spec(args.algo, args.spec, args.profile, **overrides)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from tune_rl.runner import plan_sweep, sweep_state
+
+    spec = _load(args)
     if args.resume_if_unfinished:
         args.resume = sweep_state(spec) == "unfinished"
     plan = plan_sweep(spec, resume=args.resume, address=args.address)
@@ -86,6 +115,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return 130
     print(format_summary(summary))
     return 0 if summary["succeeded"] else 1
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from tune_rl.runner import resolve_plan
+    from tune_rl.submit import job_sweep_args, prepare_job, submit_and_follow
+
+    spec = _load(args)
+    resolve_plan(spec)  # the space and settings, checked before any upload
+    job = prepare_job(args.address, spec, job_sweep_args(args, _sweep_options(), spec),
+                      install_dependencies=args.install_dependencies)
+    if args.dry_run:
+        print(json.dumps(job.describe(), indent=2))
+        return 0
+    return submit_and_follow(job, follow=not args.no_follow)
 
 
 def resume_command(argv: list[str], name: str) -> str:
@@ -132,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             return _cmd_list()
+        if args.command == "submit":
+            return _cmd_submit(args)
         return _cmd_sweep(args)
     except UsageError as err:
         print(f"tune-rl: error: {err}", file=sys.stderr)

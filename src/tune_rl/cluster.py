@@ -8,13 +8,22 @@ nodes cannot see, and an SQLite MLflow store on the driver's disk.
 from __future__ import annotations
 
 import os
+import uuid
+from pathlib import Path
 from urllib.parse import urlparse
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tune_rl.errors import UsageError
 
 
 def check_before_connecting(address: str | None, tracking_uri: str) -> None:
-    """Refusals that need no Ray: an SQLite store for a cluster, a silent address."""
+    """Refusals that need no Ray: an SQLite store for a cluster, a silent address.
+
+    Inside a Ray job, Ray sets RAY_ADDRESS: the sweep runs on that cluster.
+    """
+    address = address or os.environ.get("RAY_ADDRESS")
     if not address:
         return
     if tracking_uri.startswith("sqlite:"):
@@ -28,8 +37,6 @@ def check_before_connecting(address: str | None, tracking_uri: str) -> None:
 
 def connect(address: str | None) -> None:
     """Starts a local Ray, or joins the cluster at `address` (or $RAY_ADDRESS)."""
-    import ray
-
     if address or os.environ.get("RAY_ADDRESS"):
         try:
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
@@ -44,17 +51,40 @@ def connect(address: str | None) -> None:
 
 
 def check_storage_is_shared(storage_path: str) -> None:
-    """On several hosts, a plain local path would scatter trials' results."""
-    import ray
+    """Every node must see the results folder, or trials' results scatter.
 
+    Asked of the nodes themselves: the driver leaves a marker file in the
+    folder and a task on each node looks for it. A folder mounted on every
+    node passes; a folder on one machine's own disk does not.
+    """
     if urlparse(storage_path).scheme:  # s3://, gs://, ...: every node reaches it
         return
-    hosts = {node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]}
-    if len(hosts) > 1:
+    nodes = [node for node in ray.nodes() if node["Alive"]]
+    if len(nodes) < 2:
+        return
+    folder = Path(storage_path).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / f".tune_rl-visible-{uuid.uuid4().hex}"
+    marker.touch()
+    try:
+        sees = ray.get([
+            _exists.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                node["NodeID"], soft=False)).remote(str(marker))
+            for node in nodes], timeout=120)
+    finally:
+        marker.unlink()
+    blind = [f"{node['NodeManagerAddress']} (node {node['NodeID'][:8]})"
+             for node, seen in zip(nodes, sees, strict=True) if not seen]
+    if blind:
         raise UsageError(
-            f"storage_path {storage_path!r} is a local folder, and this cluster spans "
-            f"{len(hosts)} hosts ({', '.join(sorted(hosts))}) that cannot all see it: "
-            "pass a cloud URI (s3://, gs://) or a folder mounted on every node")
+            f"storage_path {storage_path!r} is not visible from every node of this cluster: "
+            f"{', '.join(blind)} cannot see it. Trials there would write their results to "
+            "their own disk: pass a cloud URI (s3://, gs://) or a folder mounted on every node")
+
+
+@ray.remote(num_cpus=0)
+def _exists(path: str) -> bool:
+    return os.path.exists(path)
 
 
 def _check_answers(address: str) -> None:

@@ -72,10 +72,11 @@ def sweep_state(spec: SweepSpec) -> str:
     return "finished" if (folder / SUMMARY).exists() else "unfinished"
 
 
-def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None) -> SweepPlan:
-    """Everything a sweep needs, checked; starts nothing.
+def resolve_plan(spec: SweepSpec) -> SweepPlan:
+    """The spec resolved against its preset, env and search space, and checked.
 
-    `address` is a Ray cluster to run on (host:port, ray://host:port or auto).
+    Touches no disk and no network: `tune-rl submit` checks a sweep with it
+    on the submitting machine, whose storage and servers may not be the cluster's.
     """
     preset, env = PRESETS[spec.algo], get_env(spec.env)
     settings = TrialSettings(
@@ -93,6 +94,15 @@ def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None
     )
     space = load_space(preset, env)
     check_space(preset, env, space, settings)
+    return SweepPlan(spec, preset, env, space, settings)
+
+
+def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None) -> SweepPlan:
+    """Everything a sweep needs, checked here (storage, tracking, cluster); starts nothing.
+
+    `address` is a Ray cluster to run on (host:port, ray://host:port or auto).
+    """
+    plan = resolve_plan(spec)
     if not urlparse(spec.storage_path).scheme:
         _check_storage(Path(spec.storage_path))
     check_before_connecting(address, spec.tracking_uri)
@@ -104,7 +114,7 @@ def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None
     if not resume and state == "unfinished":
         raise UsageError(f"sweep {spec.name!r} exists in {spec.storage_path} and did not "
                          "finish: add --resume to continue it, or pass a new --name")
-    return SweepPlan(spec, preset, env, space, settings)
+    return plan
 
 
 def _check_storage(path: Path) -> None:

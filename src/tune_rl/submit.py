@@ -1,0 +1,185 @@
+"""`tune-rl submit`: a sweep as a Ray job, through Ray's Jobs API.
+
+The project folder is the job's working dir (Ray uploads it, minus what git
+ignores); the job's driver runs `python -m tune_rl.cli sweep ...` on the
+cluster with `src/` on its path, so the cluster runs the code and sweep files
+that were submitted, not whatever version its image holds. Ray sets
+RAY_ADDRESS for the driver, and the sweep joins that cluster.
+
+The sweep is checked here first (algorithm, sweep file, space, flags), so a
+typo fails in a second instead of after a job start. What only the cluster
+can answer (is the storage folder mounted on every node, does the MLflow
+server answer from there) the job's driver checks, exiting 2 like locally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shlex
+import socket
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from tune_rl.errors import UsageError
+from tune_rl.spec import PROJECT_ROOT, SweepSpec
+
+# Never uploaded: run output and local environments (most are git-ignored too,
+# which Ray honours; these hold even where .gitignore is edited).
+EXCLUDES = [".git", ".venv", "ray_results", "mlartifacts", "mlruns", "mlflow.db*",
+            "**/__pycache__", ".pytest_cache", ".ruff_cache", "benchmarks/results.json"]
+
+# Exit status of the job as the sweep's: the driver's own code when it ran.
+JOB_STOPPED = 130
+
+
+@dataclass
+class Job:
+    address: str
+    entrypoint: str
+    runtime_env: dict[str, Any]
+    submission_id: str
+
+    def describe(self) -> dict[str, Any]:
+        return {"address": self.address, "submission_id": self.submission_id,
+                "entrypoint": self.entrypoint, "runtime_env": self.runtime_env}
+
+
+def prepare_job(address: str | None, spec: SweepSpec, sweep_args: list[str],
+                install_dependencies: bool = False) -> Job:
+    """The job to submit, after every check that needs no cluster."""
+    if not address:
+        raise UsageError("submit needs the cluster's dashboard address: --address "
+                         "http://<head>:8265 (or set RAY_ADDRESS)")
+    parsed = urlparse(address)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or not parsed.port:
+        raise UsageError(f"address {address!r} is not the Ray dashboard's http://host:port "
+                         "(the Jobs API listens there, by default on port 8265)")
+    _check_project()
+    if not spec.tracking_uri.startswith(("http://", "https://")):
+        raise UsageError(
+            f"tracking_uri {spec.tracking_uri!r} is not an MLflow server; the job runs on the "
+            "cluster in a temporary copy of the project, and a local store there is lost "
+            "with it: pass --tracking-uri http://<mlflow server>")
+    if not (urlparse(spec.storage_path).scheme or spec.storage_path.startswith("/")):
+        raise UsageError(
+            f"storage_path {spec.storage_path!r} is relative; the job runs in a temporary "
+            "copy of the project that Ray deletes later: pass an absolute folder mounted "
+            "on every node, or a cloud URI (s3://, gs://), as --storage-path")
+    _check_answers(parsed.hostname, parsed.port, address)
+    runtime_env: dict[str, Any] = {
+        "working_dir": str(PROJECT_ROOT),
+        "excludes": EXCLUDES,
+        # Relative to the working dir, where Ray starts the driver and every worker.
+        "env_vars": {"PYTHONPATH": "src"},
+    }
+    if install_dependencies:
+        # Ray builds a virtualenv per node from the cluster's Python, once per
+        # distinct list; needs the package index reachable from the nodes.
+        runtime_env["pip"] = {"packages": project_dependencies(), "pip_check": False}
+    entrypoint = shlex.join(["python", "-m", "tune_rl.cli", "sweep", *sweep_args])
+    return Job(address, entrypoint, runtime_env,
+               submission_id=f"tune-rl-{spec.name}-{secrets.token_hex(3)}")
+
+
+def submit_and_follow(job: Job, follow: bool = True) -> int:
+    """Submits the job, prints its id, streams its logs; returns its exit status."""
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        client = JobSubmissionClient(job.address)
+    except (ConnectionError, RuntimeError) as err:
+        raise UsageError(f"Ray Jobs API at {job.address!r} refused the connection: "
+                         f"{str(err).splitlines()[0]}") from None
+    job_id = client.submit_job(entrypoint=job.entrypoint, runtime_env=job.runtime_env,
+                               submission_id=job.submission_id)
+    print(f"Submitted job {job_id} to {job.address}", flush=True)
+    how = (f"  follow: ray job logs --follow --address {job.address} {job_id}\n"
+           f"  stop:   ray job stop --address {job.address} {job_id}")
+    if not follow:
+        print(how)
+        return 0
+    try:
+        asyncio.run(_print_logs(client, job_id))
+    except KeyboardInterrupt:
+        # Leaving the job alone: a sweep outlives the terminal that sent it.
+        print(f"\nStopped following; job {job_id} goes on running.\n{how}", file=sys.stderr)
+        return JOB_STOPPED
+    return job_exit_status(client, job_id)
+
+
+def job_exit_status(client, job_id: str) -> int:
+    from ray.job_submission import JobStatus
+
+    info = client.get_job_info(job_id)
+    code = info.driver_exit_code
+    print(f"Job {job_id} {info.status.value}"
+          + (f" (exit code {code})" if code is not None else "")
+          + (f": {info.message}" if info.status != JobStatus.SUCCEEDED and info.message
+             else ""), file=sys.stderr if info.status != JobStatus.SUCCEEDED else sys.stdout)
+    if info.status == JobStatus.SUCCEEDED:
+        return 0
+    if info.status == JobStatus.STOPPED:
+        return JOB_STOPPED
+    return code if code else 1
+
+
+def project_dependencies() -> list[str]:
+    with open(PROJECT_ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["dependencies"]
+
+
+async def _print_logs(client, job_id: str) -> None:
+    async for lines in client.tail_job_logs(job_id):
+        print(lines, end="", flush=True)
+
+
+def _check_project() -> None:
+    needed = ["pyproject.toml", "sweeps", "search_spaces", "src/tune_rl"]
+    missing = [name for name in needed if not (PROJECT_ROOT / name).exists()]
+    if missing:
+        raise UsageError(f"submit ships the project folder as the job's working dir, and "
+                         f"{PROJECT_ROOT} lacks {', '.join(missing)}: run it from a checkout "
+                         "of tune-rl (pip install -e .)")
+
+
+def _check_answers(host: str, port: int, address: str) -> None:
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as err:
+        raise UsageError(f"Ray Jobs API at {address!r} does not answer ({err})") from None
+
+
+def job_sweep_args(args, options, spec: SweepSpec) -> list[str]:
+    """The `tune-rl sweep` flags the user gave, for the job's driver.
+
+    The sweep's name is fixed here, so the job and this terminal agree on it
+    (and a restarted job resumes the same sweep); a sweep file is passed
+    relative to the project, which is where the job will find it.
+    """
+    given = []
+    for action in options._actions:
+        if not action.option_strings or action.dest in ("name", "spec"):
+            continue
+        value = getattr(args, action.dest)
+        if value is None or value is False or value == action.default:
+            continue
+        given += [action.option_strings[0]] if value is True else [
+            action.option_strings[0], str(value)]
+    if args.spec:
+        given += ["--spec", _inside_project(args.spec)]
+    return [*given, "--name", spec.name]
+
+
+def _inside_project(spec_file: str) -> str:
+    path = Path(spec_file).resolve()
+    if not path.is_relative_to(PROJECT_ROOT):
+        raise UsageError(f"sweep file {spec_file!r} is outside the project folder "
+                         f"{PROJECT_ROOT}, which is all the job receives: move it into "
+                         "sweeps/")
+    return str(path.relative_to(PROJECT_ROOT))
+
