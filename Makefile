@@ -16,6 +16,8 @@ SEED    ?=
 SPEC    ?=
 NAME    ?=
 ADDRESS ?=
+STORAGE ?=
+TRACKING_URI ?=
 ARGS    ?=
 RESUME  ?=
 MLFLOW_PORT ?= 5000
@@ -28,9 +30,11 @@ SWEEP_FLAGS = --profile $(PROFILE) \
 	$(if $(SEED),--seed $(SEED)) \
 	$(if $(NAME),--name $(NAME)) \
 	$(if $(RESUME),--resume) \
+	$(if $(STORAGE),--storage-path $(STORAGE)) \
+	$(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI)) \
 	$(if $(ADDRESS),--address $(ADDRESS)) $(ARGS)
 
-.PHONY: install sweep dry-run list test lint bench mlflow-ui clean
+.PHONY: install sweep submit dry-run list test lint bench mlflow-ui clean
 
 install: $(STAMP)
 
@@ -45,6 +49,12 @@ $(STAMP): pyproject.toml
 
 sweep: install
 	$(BIN)/tune-rl sweep $(SWEEP_FLAGS)
+
+# The same sweep as a Ray job on a cluster: ADDRESS is its dashboard,
+# http://<head>:8265; STORAGE a folder every node mounts (or s3://...);
+# TRACKING_URI an MLflow server the nodes reach.
+submit: install
+	$(BIN)/tune-rl submit $(SWEEP_FLAGS)
 
 dry-run: install
 	$(BIN)/tune-rl sweep $(SWEEP_FLAGS) --dry-run

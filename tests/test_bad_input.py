@@ -55,3 +55,48 @@ def test_bad_input_exits_2_and_changes_nothing(case, workspace, capsys):
     assert code == 2
     assert message in err and err.startswith("tune-rl: error: ") and err.count("\n") == 1
     assert snapshot(workspace) == before
+
+
+@pytest.fixture
+def listener():
+    """Something answering on loopback, standing in for a dashboard address
+    that passes the connection check: the refusals below come before any
+    request is sent."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+SUBMIT_CASES = {
+    "no address": ([], "submit needs the cluster's dashboard address"),
+    "GCS address, not the dashboard": (["--address", "127.0.0.1:6379"],
+                                       "is not the Ray dashboard's http://host:port"),
+    "silent dashboard": (["--address", "http://127.0.0.1:{port}"],
+                         "Ray Jobs API at 'http://127.0.0.1:"),
+    "SQLite store": (["--address", "{dashboard}", "--tracking-uri", "sqlite:///m.db"],
+                     "is not an MLflow server"),
+    "relative storage": (["--address", "{dashboard}", "--storage-path", "ray_results"],
+                         "storage_path 'ray_results' is relative"),
+    "sweep file outside the project": (["--address", "{dashboard}",
+                                        "--spec", "{tmp}/outside.yaml"],
+                                       "is outside the project folder"),
+    "unknown algorithm": (["--address", "{dashboard}", "--algo", "Rainbow"],
+                          "did you mean 'Rainbow_DQN'?"),
+}
+
+
+@pytest.mark.parametrize("case", list(SUBMIT_CASES))
+def test_bad_submit_exits_2_before_submitting(case, tmp_path, listener, capsys, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    (tmp_path / "outside.yaml").write_text("algo: DQN\nprofiles:\n  quick:\n    trials: 2\n")
+    args, message = SUBMIT_CASES[case]
+    args = [a.format(tmp=tmp_path, port=free_port(), dashboard=listener) for a in args]
+    defaults = ["--algo", "DQN", "--storage-path", "/mnt/sweeps",
+                "--tracking-uri", "http://127.0.0.1:5000"]
+    code = main(["submit", *defaults, *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.startswith("tune-rl: error: ") and err.count("\n") == 1

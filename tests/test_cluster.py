@@ -85,15 +85,18 @@ def ray_cluster():
                 f"mount -t tmpfs tmpfs {head_only} && exec \"$@\"", "sh"] if hidden else [])
     sessions: list[int] = []
     try:
+        # Fixed default ports (the job agent's 52365, the client server's
+        # 10001) would collide with the test session's own local Ray.
         sessions.append(start_node(
             [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
              "--num-cpus=1", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
              f"--dashboard-port={dashboard}", f"--temp-dir={head_temp}",
-             "--disable-usage-stats"], env))
+             f"--dashboard-agent-listen-port={free_port()}",
+             f"--ray-client-server-port={free_port()}", "--disable-usage-stats"], env))
         sessions.append(start_node(
             [*isolate, RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1",
              "--node-ip-address=127.0.0.1", f"--temp-dir={worker_temp}",
-             "--disable-usage-stats"], env))
+             f"--dashboard-agent-listen-port={free_port()}", "--disable-usage-stats"], env))
         yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}",
                "env": env, "head_only": head_only if hidden else None}
     finally:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tune_rl.cli import _parser
-from tune_rl.runner import plan_sweep
+from tune_rl.runner import resolve_plan
 from tune_rl.spec import PROJECT_ROOT, load_spec
 
 MANIFESTS = sorted((PROJECT_ROOT / "deploy" / "kuberay").glob("*.yaml"))
@@ -45,4 +45,4 @@ def test_manifest_has_kuberay_fields_and_a_valid_sweep(path: Path):
     spec_file = PROJECT_ROOT / args.spec
     assert spec_file.is_file()
     spec = load_spec(args.algo, spec_file, args.profile, name=args.name)
-    plan_sweep(spec)  # validates the spec and its search space
+    resolve_plan(spec)  # validates the spec and its search space

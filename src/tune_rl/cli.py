@@ -107,7 +107,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     verb = "Resuming sweep" if args.resume else "Sweep"
     print(f"{verb} {spec.name}: {spec.trials} trials of {spec.algo} on {spec.env}, "
-          f"{spec.max_env_steps} env steps each. Results: {spec.sweep_dir}", flush=True)
+          f"{spec.max_env_steps} env steps each. Results: {spec.sweep_location}", flush=True)
     summary = run_sweep(plan, resume=args.resume, address=args.address)
     if summary.get("interrupted"):
         print(f"\nSweep {spec.name} interrupted; its state is saved. Resume it with:\n"

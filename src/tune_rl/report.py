@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
             "env_steps": steps,
             "iterations": int(metrics.get("training_iteration", 0) or 0),
             "node_id": metrics.get("node_id"),
-            "checkpoint": checkpoint.path if checkpoint else None,
+            "checkpoint": spec.storage.location_of(checkpoint.path) if checkpoint else None,
             "error": error_line(str(result.error)) if result.error else None,
             "path": result.path,
         })
@@ -63,7 +62,7 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
         "profile": spec.profile,
         "metric": f"{SCORE} (mean game score over the last 100 episodes)",
         "concurrency": concurrency,
-        "storage": str(spec.sweep_dir),
+        "storage": spec.sweep_location,
         "mlflow": {"tracking_uri": spec.tracking_uri, "experiment": spec.experiment},
         "trials": trials,
         "best": ranked[0] if ranked else None,
@@ -80,15 +79,14 @@ def error_line(text: str) -> str:
     return (messages or lines or ["unknown error"])[-1][:500]
 
 
-def write_summary(summary: dict[str, Any], folder: Path) -> Path:
-    """Writes summary.json; a re-run under the same name keeps the earlier one."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "summary.json"
-    if path.exists():
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(path.stat().st_mtime))
-        path.rename(folder / f"summary-{stamp}.json")
-    path.write_text(json.dumps(summary, indent=2, default=str))
-    return path
+def write_summary(summary: dict[str, Any], storage, sweep: str) -> str:
+    """Writes <sweep>/summary.json; a re-run under the same name keeps the earlier one."""
+    name = f"{sweep}/summary.json"
+    if storage.exists(name):
+        stamp = storage.modified(name).strftime("%Y%m%d-%H%M%S")
+        storage.move(name, f"{sweep}/summary-{stamp}.json")
+    storage.write_text(name, json.dumps(summary, indent=2, default=str))
+    return storage.location(name)
 
 
 def _fmt(value: Any) -> str:

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from tune_rl.cluster import check_before_connecting, check_storage_is_shared, connect
 from tune_rl.config import TrialSettings
@@ -21,6 +20,7 @@ from tune_rl.errors import UsageError
 from tune_rl.presets import PRESETS, Preset
 from tune_rl.spaces import check_space, load_space, space_summary
 from tune_rl.spec import SweepSpec
+from tune_rl.storage import StoredFile, check_reachable, is_uri
 from tune_rl.trainable import ENV_STEPS, EVAL_SCORE, SCORE
 
 
@@ -48,7 +48,7 @@ class SweepPlan:
             "concurrency": spec.max_concurrent or "as many trials as the CPUs allow",
             "checkpoints": f"every {spec.checkpoint_every} iterations and at the end, "
                            f"keep {spec.keep_checkpoints} best per trial",
-            "storage": str(spec.sweep_dir),
+            "storage": spec.sweep_location,
             "mlflow": f"{spec.tracking_uri} experiment {spec.experiment!r}",
             "spec_file": spec.spec_file,
         }
@@ -57,19 +57,19 @@ class SweepPlan:
 SUMMARY = "summary.json"
 
 
-def tracking_state_file(spec: SweepSpec) -> Path:
+def tracking_state_file(spec: SweepSpec) -> StoredFile:
     # Beside the sweep folder, not in it: at the end of a resumed run Tune
     # syncs its driver-side copy of the folder back over the original,
     # which would put back the copy of this file taken when the run resumed.
-    return spec.sweep_dir.parent / ".tune_rl" / f"{spec.name}.mlflow_runs.json"
+    return spec.storage.file(f".tune_rl/{spec.name}.mlflow_runs.json")
 
 
 def sweep_state(spec: SweepSpec) -> str:
     """'new', 'finished' (it wrote its summary) or 'unfinished' (killed, crashed)."""
-    folder = spec.sweep_dir
-    if not (folder / "tuner.pkl").exists():
+    storage = spec.storage
+    if not storage.exists(f"{spec.name}/tuner.pkl"):
         return "new"
-    return "finished" if (folder / SUMMARY).exists() else "unfinished"
+    return "finished" if storage.exists(f"{spec.name}/{SUMMARY}") else "unfinished"
 
 
 def resolve_plan(spec: SweepSpec) -> SweepPlan:
@@ -103,7 +103,9 @@ def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None
     `address` is a Ray cluster to run on (host:port, ray://host:port or auto).
     """
     plan = resolve_plan(spec)
-    if not urlparse(spec.storage_path).scheme:
+    if is_uri(spec.storage_path):
+        check_reachable(spec.storage_path)
+    else:
         _check_storage(Path(spec.storage_path))
     check_before_connecting(address, spec.tracking_uri)
     _check_tracking(spec.tracking_uri)
@@ -180,8 +182,10 @@ def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None
         # Tune restores the trials, the Optuna searcher's history and this
         # sweep's callbacks from the sweep folder; finished trials stay done.
         tracking.reopen()
-        tuner = tune.Tuner.restore(str(spec.sweep_dir), trainable, resume_unfinished=True,
-                                   resume_errored=True, param_space=plan.space)
+        storage = spec.storage
+        tuner = tune.Tuner.restore(storage.path(spec.name), trainable, resume_unfinished=True,
+                                   resume_errored=True, param_space=plan.space,
+                                   storage_filesystem=storage.fs)
         return _finish(plan, tuner.fit(), tracking, concurrency)
     tracking.start_sweep(json.dumps(space_summary(plan.space), indent=2))
     searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=spec.seed))
@@ -204,7 +208,8 @@ def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None
         ),
         run_config=tune.RunConfig(
             name=spec.name,
-            storage_path=storage_uri(spec.storage_path),
+            storage_path=spec.storage.root,
+            storage_filesystem=spec.storage.fs,
             stop={ENV_STEPS: spec.max_env_steps},
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=spec.keep_checkpoints,
@@ -240,11 +245,14 @@ def _finish(plan: SweepPlan, results, tracking, concurrency: int) -> dict[str, A
         summary["interrupted"] = True
         return summary
     if summary["best"]:
-        version = tracking.log_best_policy(summary["best"], f"{spec.env}-{spec.algo}",
-                                           plan.env.policy_obs_shape)
+        checkpoint = summary["best"]["checkpoint"]
+        with spec.storage.local_copy(checkpoint) as folder:
+            version = tracking.log_best_policy(summary["best"], folder,
+                                               f"{spec.env}-{spec.algo}",
+                                               plan.env.policy_obs_shape)
         summary["best"]["model"] = version and f"models:/{spec.env}-{spec.algo}/{version}"
     tracking.log_plots(optuna_figures(plan.space, summary["trials"]))
-    write_summary(summary, spec.sweep_dir)
+    write_summary(summary, spec.storage, spec.name)
     tracking.end_sweep(summary, "FINISHED" if summary["succeeded"] else "FAILED")
     return summary
 
@@ -253,7 +261,8 @@ def was_interrupted(spec: SweepSpec) -> bool:
     """Whether Tune stopped early on Ctrl-C: its saved state has unfinished trials."""
     from ray.tune import ExperimentAnalysis
 
-    trials = ExperimentAnalysis(str(spec.sweep_dir)).trials
+    storage = spec.storage
+    trials = ExperimentAnalysis(storage.path(spec.name), storage_filesystem=storage.fs).trials
     return len(trials) < spec.trials or any(
         t.status not in ("TERMINATED", "ERROR") for t in trials)
 
@@ -263,11 +272,6 @@ def resolved_config(plan: SweepPlan, params: dict[str, Any]) -> dict[str, Any]:
     from tune_rl.config import build_config
 
     return build_config(plan.preset, plan.env, params, plan.settings).to_dict()
-
-
-def storage_uri(path: str) -> str:
-    """Cloud URIs as given (pyarrow resolves them); local folders made absolute."""
-    return path if urlparse(path).scheme else str(Path(path).resolve())
 
 
 def trial_name(algo: str, trial) -> str:

@@ -28,6 +28,7 @@ import yaml
 from tune_rl.envs import get_env
 from tune_rl.errors import UsageError, unknown
 from tune_rl.presets import PRESETS
+from tune_rl.storage import Storage, is_uri
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SWEEPS_DIR = PROJECT_ROOT / "sweeps"
@@ -102,8 +103,20 @@ class SweepSpec:
             self.experiment = f"{self.env}-{self.algo}"
 
     @property
+    def storage(self) -> Storage:
+        return Storage(self.storage_path)
+
+    @property
+    def sweep_location(self) -> str:
+        """The sweep's folder (or URI), as shown to people."""
+        return self.storage.location(self.name)
+
+    @property
     def sweep_dir(self) -> Path:
-        return Path(self.storage_path).resolve() / self.name
+        """The sweep's folder, for a local storage_path only."""
+        if is_uri(self.storage_path):
+            raise ValueError(f"storage {self.storage_path!r} is not a local folder")
+        return Path(self.storage.path(self.name))
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(SweepSpec)}
@@ -176,6 +189,10 @@ def load_spec(
             raise unknown("algorithm", algo, PRESETS)
         spec_file = default_spec_file(algo)
     path = Path(spec_file)
+    if not path.is_absolute() and not path.exists() and (PROJECT_ROOT / path).exists():
+        # `--spec sweeps/x.yaml` from anywhere: a job's driver or a cron line
+        # may not start in the project folder.
+        path = PROJECT_ROOT / path
     data = _read_yaml(path)
     _check_keys(data, path.name)
     profiles = data.pop("profiles", {}) or {}

@@ -19,6 +19,7 @@ import secrets
 import shlex
 import socket
 import sys
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ EXCLUDES = [".git", ".venv", "ray_results", "mlartifacts", "mlruns", "mlflow.db*
 
 # Exit status of the job as the sweep's: the driver's own code when it ran.
 JOB_STOPPED = 130
+AGENT_WAIT_ATTEMPTS, AGENT_WAIT_S = 12, 5
 
 
 @dataclass
@@ -95,8 +97,7 @@ def submit_and_follow(job: Job, follow: bool = True) -> int:
     except (ConnectionError, RuntimeError) as err:
         raise UsageError(f"Ray Jobs API at {job.address!r} refused the connection: "
                          f"{str(err).splitlines()[0]}") from None
-    job_id = client.submit_job(entrypoint=job.entrypoint, runtime_env=job.runtime_env,
-                               submission_id=job.submission_id)
+    job_id = _submit(client, job)
     print(f"Submitted job {job_id} to {job.address}", flush=True)
     how = (f"  follow: ray job logs --follow --address {job.address} {job_id}\n"
            f"  stop:   ray job stop --address {job.address} {job_id}")
@@ -110,6 +111,25 @@ def submit_and_follow(job: Job, follow: bool = True) -> int:
         print(f"\nStopped following; job {job_id} goes on running.\n{how}", file=sys.stderr)
         return JOB_STOPPED
     return job_exit_status(client, job_id)
+
+
+def _submit(client, job: Job) -> str:
+    # A cluster that has just started may not have its job agent yet; Ray
+    # answers "No available agent ... try again later". Worth a minute.
+    for attempt in range(AGENT_WAIT_ATTEMPTS):
+        try:
+            return client.submit_job(entrypoint=job.entrypoint, runtime_env=job.runtime_env,
+                                     submission_id=job.submission_id)
+        except RuntimeError as err:
+            message = str(err).strip().splitlines()[-1]
+            if "No available agent" not in message or attempt + 1 == AGENT_WAIT_ATTEMPTS:
+                raise UsageError(f"Ray Jobs API at {job.address!r} refused the job: "
+                                 f"{message}") from None
+            if attempt == 0:
+                print("The cluster has no job agent ready yet; waiting for it...",
+                      file=sys.stderr, flush=True)
+            time.sleep(AGENT_WAIT_S)
+    raise AssertionError("unreachable")
 
 
 def job_exit_status(client, job_id: str) -> int:

@@ -32,6 +32,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from ray.tune import Callback
 
+from tune_rl.storage import StoredFile
 from tune_rl.trainable import DIVERGED, ENV_STEPS, EVAL_SCORE, SCORE, lookup
 
 # result path -> metric name in MLflow
@@ -92,7 +93,7 @@ class MLflowTracking(Callback):
                  sweep_params: dict[str, Any], tags: dict[str, str], *,
                  max_env_steps: int | None = None,
                  resolve_config: Callable[[dict], dict] | None = None,
-                 state_file: Path | None = None):
+                 state_file: StoredFile | None = None):
         self.client = MlflowClient(tracking_uri)
         self.experiment = experiment
         self.sweep_name = sweep_name
@@ -112,12 +113,9 @@ class MLflowTracking(Callback):
     def save_state(self) -> None:
         if self.state_file is None:
             return
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({
+        self.state_file.write_text(json.dumps({
             "experiment_id": self.experiment_id, "parent_run_id": self.parent_run_id,
             "trial_runs": self.trial_runs, "ended": sorted(self.ended)}))
-        tmp.replace(self.state_file)
 
     def load_state(self) -> bool:
         if self.state_file is None or not self.state_file.exists():
@@ -244,9 +242,10 @@ class MLflowTracking(Callback):
         self.save_state()
 
     # -- the best policy --------------------------------------------------------
-    def log_best_policy(self, best: dict[str, Any], model_name: str,
+    def log_best_policy(self, best: dict[str, Any], checkpoint: str | None, model_name: str,
                         obs_shape: tuple[int, ...]) -> str | None:
-        """Uploads the best checkpoint and registers its policy; returns the version."""
+        """Uploads the best trial's checkpoint (a local folder) and registers its
+        policy; returns the model version."""
         import mlflow.pyfunc
         import numpy as np
         from mlflow.models import infer_signature
@@ -254,7 +253,6 @@ class MLflowTracking(Callback):
         import tune_rl
 
         run_id = self.trial_runs.get(best.get("trial_id", ""))
-        checkpoint = best.get("checkpoint")
         if run_id is None or not checkpoint or not Path(checkpoint).is_dir():
             return None
         self.client.log_artifacts(run_id, checkpoint, "checkpoint")

@@ -1,0 +1,138 @@
+"""Results on S3: a sweep writes, is interrupted, resumes and finishes there.
+
+The S3 is a real S3 API server on 127.0.0.1 (moto's), reached through
+pyarrow exactly as a bucket on AWS would be, with the endpoint given in the
+storage URI. The sweep runs as a real `tune-rl sweep` process with its own
+local Ray, whose workers inherit the (fake) credentials from its environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pyarrow.fs as pafs
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import free_port
+
+SPEC = """\
+algo: PPO
+env: cartpole
+seed: 0
+evaluation: false
+max_concurrent: 1
+profiles:
+  quick:
+    trials: 2
+    max_env_steps: 3000
+    min_env_steps_per_iteration: 1000
+    grace_env_steps: 3000
+    checkpoint_every: 1
+    training: {train_batch_size_per_learner: 1000}
+"""
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """moto's S3 server on loopback, with a bucket `sweeps`."""
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("s3") / "moto.log", "w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for _ in range(300):  # ready when it answers; bounded by attempts
+            if server.poll() is not None:
+                raise RuntimeError("moto_server exited")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        fs = pafs.S3FileSystem(access_key="testing", secret_key="testing", scheme="http",
+                               endpoint_override=f"127.0.0.1:{port}", region="us-east-1",
+                               allow_bucket_creation=True)
+        fs.create_dir("sweeps")
+        yield {"fs": fs, "uri": f"s3://sweeps/results?endpoint_override=127.0.0.1:{port}"
+                                f"&scheme=http&region=us-east-1"}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
+
+
+def sweep(tmp: Path, storage: str, *extra: str) -> subprocess.Popen:
+    (tmp / "cloud.yaml").write_text(SPEC)
+    args = [sys.executable, "-m", "tune_rl.cli", "sweep", "--spec", str(tmp / "cloud.yaml"),
+            "--name", "on-s3", "--storage-path", storage,
+            "--tracking-uri", f"sqlite:///{tmp / 'mlflow.db'}", *extra]
+    log = open(tmp / f"log{len(list(tmp.glob('log*')))}.txt", "w")
+    # Run from an empty folder: nothing of the sweep may land on the local disk.
+    (tmp / "cwd").mkdir(exist_ok=True)
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True,
+                            cwd=tmp / "cwd", env={**os.environ, **CREDENTIALS})
+
+
+def files(fs: pafs.FileSystem, folder: str) -> list[str]:
+    return [info.path for info in fs.get_file_info(pafs.FileSelector(folder, recursive=True,
+                                                                     allow_not_found=True))]
+
+
+@pytest.mark.slow
+def test_sweep_on_s3_is_interrupted_then_resumes_there(s3, tmp_path):
+    fs, folder = s3["fs"], "sweeps/results/on-s3"
+    first = sweep(tmp_path, s3["uri"])
+    for _ in range(3000):  # until a trial has checkpointed to S3
+        if any("/checkpoint_" in path for path in files(fs, folder)) or first.poll() is not None:
+            break
+        time.sleep(0.1)
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=300) == 130, (tmp_path / "log0.txt").read_text()[-3000:]
+
+    # A scheduled job restarted: finds the sweep unfinished on S3 and resumes it.
+    resumed = sweep(tmp_path, s3["uri"], "--resume-if-unfinished")
+    assert resumed.wait(timeout=600) == 0, (tmp_path / "log1.txt").read_text()[-3000:]
+    assert "Resuming sweep on-s3" in (tmp_path / "log1.txt").read_text()
+
+    with fs.open_input_stream(f"{folder}/summary.json") as f:
+        summary = json.loads(f.read())
+    assert [t["status"] for t in summary["trials"]] == ["FINISHED", "FINISHED"]
+    assert summary["storage"] == "s3://sweeps/results/on-s3"
+    assert summary["best"]["checkpoint"].startswith("s3://sweeps/results/on-s3/PPO_")
+    assert fs.get_file_info("sweeps/results/.tune_rl/on-s3.mlflow_runs.json").size > 0
+    assert list((tmp_path / "cwd").iterdir()) == []  # nothing written locally
+
+    # MLflow: the runs finished, and the best policy was fetched from S3 and registered.
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("cartpole-PPO").experiment_id])
+    assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 3
+    model = summary["best"]["model"]
+    assert model and model.startswith("models:/cartpole-PPO/")
+    best_run = client.get_model_version("cartpole-PPO", model.rsplit("/", 1)[1]).run_id
+    assert {a.path for a in client.list_artifacts(best_run)} >= {"checkpoint", "policy"}
+
+    # Finished on S3: there is nothing to resume.
+    again = sweep(tmp_path, s3["uri"], "--resume")
+    assert again.wait(timeout=300) == 2
+    assert "is finished; there is nothing to resume" in (tmp_path / "log2.txt").read_text()
+
+
+def test_missing_bucket_is_refused_before_ray_starts(s3, tmp_path):
+    uri = s3["uri"].replace("s3://sweeps/", "s3://no-such-bucket/")
+    done = subprocess.run(
+        [sys.executable, "-m", "tune_rl.cli", "sweep", "--algo", "PPO", "--env", "cartpole",
+         "--storage-path", uri, "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **CREDENTIALS})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "bucket 'no-such-bucket' does not exist" in done.stderr
+    assert not (tmp_path / "m.db").exists()
