@@ -28,13 +28,13 @@ algo: PPO
 env: cartpole
 seed: 0
 evaluation: false
-max_concurrent: 1
+max_concurrent: 2
 profiles:
   quick:
     trials: 2
-    max_env_steps: 3000
+    max_env_steps: 2000
     min_env_steps_per_iteration: 1000
-    grace_env_steps: 3000
+    grace_env_steps: 2000
     checkpoint_every: 1
     training: {train_batch_size_per_learner: 1000}
 """
@@ -88,8 +88,15 @@ def files(fs: pafs.FileSystem, folder: str) -> list[str]:
                                                                      allow_not_found=True))]
 
 
+def log(tmp: Path, index: int) -> str:
+    return (tmp / f"log{index}.txt").read_text()
+
+
 @pytest.mark.slow
-def test_sweep_on_s3_is_interrupted_then_resumes_there(s3, tmp_path):
+def test_ctrl_c_then_resume_on_s3_loses_nothing(s3, tmp_path):
+    """Ctrl-C is a clean stop, and the sweep resumes from S3: Tune's state,
+    Optuna's history, the trials' counters and the MLflow runs carry over.
+    (A local folder is resumed after SIGKILL in test_resume.py.)"""
     fs, folder = s3["fs"], "sweeps/results/on-s3"
     first = sweep(tmp_path, s3["uri"])
     for _ in range(3000):  # until a trial has checkpointed to S3
@@ -97,34 +104,48 @@ def test_sweep_on_s3_is_interrupted_then_resumes_there(s3, tmp_path):
             break
         time.sleep(0.1)
     first.send_signal(signal.SIGINT)
-    assert first.wait(timeout=300) == 130, (tmp_path / "log0.txt").read_text()[-3000:]
+    assert first.wait(timeout=300) == 130, log(tmp_path, 0)[-3000:]
+    assert "interrupted; its state is saved" in log(tmp_path, 0) and "--resume" in log(tmp_path, 0)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("cartpole-PPO").experiment_id
+    assert {r.info.status for r in client.search_runs([experiment])} == {"KILLED"}
 
-    # A scheduled job restarted: finds the sweep unfinished on S3 and resumes it.
+    again = sweep(tmp_path, s3["uri"])  # same name, no --resume: refused, nothing changed
+    assert again.wait(timeout=300) == 2
+    assert "add --resume" in log(tmp_path, 1)
+
+    # As a restarted scheduled job would: finds the sweep unfinished on S3, resumes it.
     resumed = sweep(tmp_path, s3["uri"], "--resume-if-unfinished")
-    assert resumed.wait(timeout=600) == 0, (tmp_path / "log1.txt").read_text()[-3000:]
-    assert "Resuming sweep on-s3" in (tmp_path / "log1.txt").read_text()
+    assert resumed.wait(timeout=600) == 0, log(tmp_path, 2)[-3000:]
+    assert "Resuming sweep on-s3" in log(tmp_path, 2)
 
     with fs.open_input_stream(f"{folder}/summary.json") as f:
         summary = json.loads(f.read())
     assert [t["status"] for t in summary["trials"]] == ["FINISHED", "FINISHED"]
+    first_params, second_params = (t["params"] for t in summary["trials"])
+    assert first_params != second_params  # Optuna kept its history across the resume
     assert summary["storage"] == "s3://sweeps/results/on-s3"
-    assert summary["best"]["checkpoint"].startswith("s3://sweeps/results/on-s3/PPO_")
-    assert fs.get_file_info("sweeps/results/.tune_rl/on-s3.mlflow_runs.json").size > 0
+    for trial in summary["trials"]:  # keep_checkpoints (1) holds, resume or not
+        assert len({path.split("/checkpoint_")[1].split("/")[0] for path in
+                    files(fs, f"{folder}/{trial['trial']}") if "/checkpoint_" in path}) == 1
     assert list((tmp_path / "cwd").iterdir()) == []  # nothing written locally
 
-    # MLflow: the runs finished, and the best policy was fetched from S3 and registered.
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("cartpole-PPO").experiment_id])
+    runs = client.search_runs([experiment])
     assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 3
+    for child in (r for r in runs if "mlflow.parentRunId" in r.data.tags):
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "env_steps")]
+        assert steps == sorted(steps) and steps[-1] >= 2000, steps  # counters continued
+    # The best checkpoint was fetched from S3, uploaded, and its policy registered.
     model = summary["best"]["model"]
+    assert summary["best"]["checkpoint"].startswith("s3://sweeps/results/on-s3/PPO_")
     assert model and model.startswith("models:/cartpole-PPO/")
     best_run = client.get_model_version("cartpole-PPO", model.rsplit("/", 1)[1]).run_id
     assert {a.path for a in client.list_artifacts(best_run)} >= {"checkpoint", "policy"}
 
     # Finished on S3: there is nothing to resume.
-    again = sweep(tmp_path, s3["uri"], "--resume")
-    assert again.wait(timeout=300) == 2
-    assert "is finished; there is nothing to resume" in (tmp_path / "log2.txt").read_text()
+    done = sweep(tmp_path, s3["uri"], "--resume")
+    assert done.wait(timeout=300) == 2
+    assert "is finished; there is nothing to resume" in log(tmp_path, 3)
 
 
 def test_missing_bucket_is_refused_before_ray_starts(s3, tmp_path):

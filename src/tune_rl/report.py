@@ -36,7 +36,9 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
             status = "FINISHED"
         checkpoint = None
         if result.error is None:
-            best = result.get_best_checkpoint(SCORE, "max") if len(scores) else None
+            # None yet when Ctrl-C came before the trial's first checkpoint registered.
+            best = (result.get_best_checkpoint(SCORE, "max")
+                    if len(scores) and result.best_checkpoints else None)
             checkpoint = best or result.checkpoint
         trials.append({
             "trial": Path(result.path).name,
