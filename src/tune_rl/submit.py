@@ -116,20 +116,21 @@ def submit_and_follow(job: Job, follow: bool = True) -> int:
 def _submit(client, job: Job) -> str:
     # A cluster that has just started may not have its job agent yet; Ray
     # answers "No available agent ... try again later". Worth a minute.
-    for attempt in range(AGENT_WAIT_ATTEMPTS):
+    attempt = 0
+    while True:
         try:
             return client.submit_job(entrypoint=job.entrypoint, runtime_env=job.runtime_env,
                                      submission_id=job.submission_id)
         except RuntimeError as err:
             message = str(err).strip().splitlines()[-1]
-            if "No available agent" not in message or attempt + 1 == AGENT_WAIT_ATTEMPTS:
+            attempt += 1
+            if "No available agent" not in message or attempt == AGENT_WAIT_ATTEMPTS:
                 raise UsageError(f"Ray Jobs API at {job.address!r} refused the job: "
                                  f"{message}") from None
-            if attempt == 0:
+            if attempt == 1:
                 print("The cluster has no job agent ready yet; waiting for it...",
                       file=sys.stderr, flush=True)
             time.sleep(AGENT_WAIT_S)
-    raise AssertionError("unreachable")
 
 
 def job_exit_status(client, job_id: str) -> int:
@@ -137,15 +138,15 @@ def job_exit_status(client, job_id: str) -> int:
 
     info = client.get_job_info(job_id)
     code = info.driver_exit_code
-    print(f"Job {job_id} {info.status.value}"
-          + (f" (exit code {code})" if code is not None else "")
-          + (f": {info.message}" if info.status != JobStatus.SUCCEEDED and info.message
-             else ""), file=sys.stderr if info.status != JobStatus.SUCCEEDED else sys.stdout)
+    line = f"Job {job_id} {info.status.value}"
     if info.status == JobStatus.SUCCEEDED:
+        print(line)
         return 0
-    if info.status == JobStatus.STOPPED:
-        return JOB_STOPPED
-    return code if code else 1
+    # The driver's own errors are in the logs just followed; Ray's message
+    # matters when the driver never ran (a runtime env that failed to build).
+    print(f"{line} (exit code {code})" if code is not None else f"{line}: {info.message}",
+          file=sys.stderr)
+    return JOB_STOPPED if info.status == JobStatus.STOPPED else (code or 1)
 
 
 def project_dependencies() -> list[str]:
