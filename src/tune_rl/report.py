@@ -120,9 +120,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines += ["", "No trial reported a score (no episode finished within its budget)."]
     for failure in summary["failures"]:
         lines.append(f"FAILED {failure['trial']}: {failure['error']}")
-    lines += [f"Summary: {Path(summary['storage']) / 'summary.json'}",
-              f"MLflow: {summary['mlflow']['tracking_uri']} experiment "
-              f"{summary['mlflow']['experiment']!r} (make mlflow-ui)"]
+    uri = summary["mlflow"]["tracking_uri"]
+    lines += [f"Summary: {summary['storage']}/summary.json",  # a URI perhaps: no Path
+              f"MLflow: {uri} experiment {summary['mlflow']['experiment']!r}"
+              + (" (make mlflow-ui)" if uri.startswith("sqlite:") else "")]
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ server answer from there) the job's driver checks, exiting 2 like locally.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import shlex
 import socket
@@ -92,6 +93,8 @@ def submit_and_follow(job: Job, follow: bool = True) -> int:
     """Submits the job, prints its id, streams its logs; returns its exit status."""
     from ray.job_submission import JobSubmissionClient
 
+    # Ray's client logs each upload step and socket close at INFO: not ours to show.
+    logging.getLogger("ray").setLevel(logging.WARNING)
     try:
         client = JobSubmissionClient(job.address)
     except (ConnectionError, RuntimeError) as err:
