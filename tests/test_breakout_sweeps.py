@@ -28,9 +28,9 @@ ONE_TRIAL = {"IMPALA", "APPO"}
 @pytest.mark.parametrize("algo", list(PRESETS))
 def test_tiny_breakout_sweep_reports_a_score(algo, local_ray, shared_store):
     spec = load_spec(
-        algo, env="breakout", trials=1 if algo in ONE_TRIAL else 2, max_env_steps=500, min_env_steps_per_iteration=250,
-        evaluation=False, training=TINY_TRAINING.get(algo, {}), name=f"tiny-{algo}",
-        **shared_store,
+        algo, env="breakout", trials=1 if algo in ONE_TRIAL else 2, max_env_steps=500,
+        min_env_steps_per_iteration=250, evaluation=False,
+        training=TINY_TRAINING.get(algo, {}), name=f"tiny-{algo}", **shared_store,
     )
     summary = run_sweep(plan_sweep(spec))
 

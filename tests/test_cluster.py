@@ -125,19 +125,17 @@ def check_sweep(tmp_path: Path, tracking_uri: str, name: str) -> None:
     assert parent.info.status == "FINISHED" and len(children) == 2
 
 
-@pytest.mark.slow
-def test_sweep_with_address_runs_trials_on_both_nodes(ray_cluster, mlflow_server, tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "tune_rl.cli", *sweep_args(tmp_path, mlflow_server, "direct"),
-         "--address", ray_cluster["address"]],
-        env=ray_cluster["env"], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    check_sweep(tmp_path, mlflow_server, "direct")
-
-
 def tune_rl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tune_rl.cli", *args], env=env,
                           capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_sweep_with_address_runs_trials_on_both_nodes(ray_cluster, mlflow_server, tmp_path):
+    done = tune_rl(*sweep_args(tmp_path, mlflow_server, "direct"),
+                   "--address", ray_cluster["address"], env=ray_cluster["env"])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    check_sweep(tmp_path, mlflow_server, "direct")
 
 
 def submitted_job(stdout: str) -> str:
@@ -147,7 +145,7 @@ def submitted_job(stdout: str) -> str:
 
 @pytest.mark.slow
 def test_submit_runs_the_sweep_as_a_ray_job(ray_cluster, mlflow_server, tmp_path):
-    args = sweep_args(tmp_path, mlflow_server, "submitted")[1:]
+    args = sweep_args(tmp_path, mlflow_server, "submitted")[1:]  # without "sweep"
     done = tune_rl("submit", *args, "--address", ray_cluster["dashboard"],
                    env=ray_cluster["env"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -8,6 +8,7 @@ nodes cannot see, and an SQLite MLflow store on the driver's disk.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
@@ -66,20 +67,25 @@ def check_storage_is_shared(storage_path: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / f".tune_rl-visible-{uuid.uuid4().hex}"
     marker.touch()
+    asks = {_exists.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        node["NodeID"], soft=False)).remote(str(marker)): node for node in nodes}
     try:
-        sees = ray.get([
-            _exists.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-                node["NodeID"], soft=False)).remote(str(marker))
-            for node in nodes], timeout=120)
+        answered, silent = ray.wait(list(asks), num_returns=len(asks), timeout=120)
+        blind = [_node_name(asks[ask]) for ask in answered if not ray.get(ask)]
     finally:
         marker.unlink()
-    blind = [f"{node['NodeManagerAddress']} (node {node['NodeID'][:8]})"
-             for node, seen in zip(nodes, sees, strict=True) if not seen]
+    if silent:  # a busy or draining node: its trials, if any, will tell
+        print(f"tune-rl: warning: {', '.join(_node_name(asks[a]) for a in silent)} did not "
+              f"say within 120 s whether it sees {storage_path!r}", file=sys.stderr)
     if blind:
         raise UsageError(
             f"storage_path {storage_path!r} is not visible from every node of this cluster: "
             f"{', '.join(blind)} cannot see it. Trials there would write their results to "
             "their own disk: pass a cloud URI (s3://, gs://) or a folder mounted on every node")
+
+
+def _node_name(node: dict) -> str:
+    return f"{node['NodeManagerAddress']} (node {node['NodeID'][:8]})"
 
 
 @ray.remote(num_cpus=0)
