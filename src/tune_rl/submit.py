@@ -93,8 +93,11 @@ def submit_and_follow(job: Job, follow: bool = True) -> int:
     """Submits the job, prints its id, streams its logs; returns its exit status."""
     from ray.job_submission import JobSubmissionClient
 
-    # Ray's client logs each upload step and socket close at INFO: not ours to show.
-    logging.getLogger("ray").setLevel(logging.WARNING)
+    # Ray's job client logs each upload and socket close at INFO, and warns that
+    # .git and .venv are no longer uploaded (which we exclude anyway).
+    for name in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("ray._private.runtime_env.working_dir").setLevel(logging.ERROR)
     try:
         client = JobSubmissionClient(job.address)
     except (ConnectionError, RuntimeError) as err:
