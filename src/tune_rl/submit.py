@@ -95,7 +95,7 @@ def submit_and_follow(job: Job, follow: bool = True) -> int:
 
     # Ray's job client logs each upload and socket close at INFO, and warns that
     # .git and .venv are no longer uploaded (which we exclude anyway).
-    for name in ("ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk"):
+    for name in ("ray", "ray.dashboard.modules.dashboard_sdk", "ray.dashboard.modules.job.sdk"):
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("ray._private.runtime_env.working_dir").setLevel(logging.ERROR)
     try:
