@@ -94,6 +94,9 @@ class MLflowTracking(Callback):
                  max_env_steps: int | None = None,
                  resolve_config: Callable[[dict], dict] | None = None,
                  state_file: StoredFile | None = None):
+        # With a server, MLflow prints two links at every run's end; the
+        # sweep's summary says where its runs are, once.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.client = MlflowClient(tracking_uri)
         self.experiment = experiment
         self.sweep_name = sweep_name
