@@ -37,6 +37,22 @@ def shared_store(tmp_path_factory):
             "tracking_uri": f"sqlite:///{root / 'mlflow.db'}"}
 
 
+def wait_until_answers(url: str, server, log_path) -> None:
+    """Until `url` answers HTTP; bounded by attempts, and by the server dying."""
+    import time
+    import urllib.request
+
+    for _ in range(600):
+        if server.poll() is not None:
+            raise RuntimeError(log_path.read_text()[-3000:])
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
 def free_port() -> int:
     import socket
 
@@ -50,7 +66,6 @@ def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on 127.0.0.1: SQLite backend, local artifact folder."""
     import subprocess
     import sys
-    import urllib.request
     from pathlib import Path
 
     root = tmp_path_factory.mktemp("mlflow_server")
@@ -64,19 +79,7 @@ def mlflow_server(tmp_path_factory):
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        # Ready when it answers; bounded by attempts, and by the process dying.
-        for _ in range(600):
-            if server.poll() is not None:
-                raise RuntimeError((root / "server.log").read_text()[-3000:])
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1)
-                break
-            except OSError:
-                import time
-
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("mlflow server did not answer")
+        wait_until_answers(f"{url}/health", server, root / "server.log")
         yield url
     finally:
         # `mlflow server` runs uvicorn as a child: end the whole group.

@@ -8,6 +8,7 @@ trials under the sweep's parent run.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -40,8 +41,9 @@ def test_tiny_breakout_sweep_reports_a_score(algo, local_ray, shared_store):
         assert trial["score"] is not None and trial["score"] >= 0
         assert set(trial["params"]) == set(plan_sweep(spec).space)
     best = summary["best"]
-    assert best["checkpoint"] and (spec.sweep_dir / best["trial"]).is_dir()
-    written = json.loads((spec.sweep_dir / "summary.json").read_text())
+    sweep_dir = Path(spec.sweep_location)
+    assert best["checkpoint"] and (sweep_dir / best["trial"]).is_dir()
+    written = json.loads((sweep_dir / "summary.json").read_text())
     assert written["best"]["trial"] == best["trial"]
 
     client = MlflowClient(shared_store["tracking_uri"])

@@ -14,14 +14,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import free_port
+from conftest import free_port, wait_until_answers
 
 SPEC = """\
 algo: PPO
@@ -46,19 +45,13 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 def s3(tmp_path_factory):
     """moto's S3 server on loopback, with a bucket `sweeps`."""
     port = free_port()
-    log = open(tmp_path_factory.mktemp("s3") / "moto.log", "w")
+    log_path = tmp_path_factory.mktemp("s3") / "moto.log"
+    log = open(log_path, "w")
     server = subprocess.Popen(
         [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        for _ in range(300):  # ready when it answers; bounded by attempts
-            if server.poll() is not None:
-                raise RuntimeError("moto_server exited")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until_answers(f"http://127.0.0.1:{port}/", server, log_path)
         fs = pafs.S3FileSystem(access_key="testing", secret_key="testing", scheme="http",
                                endpoint_override=f"127.0.0.1:{port}", region="us-east-1",
                                allow_bucket_creation=True)

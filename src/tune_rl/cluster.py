@@ -11,12 +11,12 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from urllib.parse import urlparse
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tune_rl.errors import UsageError
+from tune_rl.storage import is_uri
 
 
 def check_before_connecting(address: str | None, tracking_uri: str) -> None:
@@ -33,7 +33,7 @@ def check_before_connecting(address: str | None, tracking_uri: str) -> None:
             "cluster (--address) the sweep's driver may run elsewhere and the file is "
             "lost with it: start an MLflow server and pass --tracking-uri http://...")
     if address != "auto":
-        _check_answers(address)
+        check_answers(address, "Ray cluster")
 
 
 def connect(address: str | None) -> None:
@@ -58,7 +58,7 @@ def check_storage_is_shared(storage_path: str) -> None:
     folder and a task on each node looks for it. A folder mounted on every
     node passes; a folder on one machine's own disk does not.
     """
-    if urlparse(storage_path).scheme:  # s3://, gs://, ...: every node reaches it
+    if is_uri(storage_path):  # s3://, gs://, ...: every node reaches it
         return
     nodes = [node for node in ray.nodes() if node["Alive"]]
     if len(nodes) < 2:
@@ -93,15 +93,18 @@ def _exists(path: str) -> bool:
     return os.path.exists(path)
 
 
-def _check_answers(address: str) -> None:
-    # ray.init keeps retrying a dead address for minutes; a TCP probe tells at once.
+def check_answers(address: str, what: str) -> None:
+    """`address` ([scheme://]host:port) accepts a connection, or UsageError.
+
+    ray.init keeps retrying a dead address for minutes; a TCP probe tells at once.
+    """
     import socket
 
-    hostport = address.split("://", 1)[-1]
+    hostport = address.split("://", 1)[-1].rstrip("/")
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(f"address {address!r} is not host:port, ray://host:port or auto")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as err:
-        raise UsageError(f"Ray cluster at {address!r} does not answer ({err})") from None
+        raise UsageError(f"{what} at {address!r} does not answer ({err})") from None

@@ -81,14 +81,13 @@ def error_line(text: str) -> str:
     return (messages or lines or ["unknown error"])[-1][:500]
 
 
-def write_summary(summary: dict[str, Any], storage, sweep: str) -> str:
+def write_summary(summary: dict[str, Any], storage, sweep: str) -> None:
     """Writes <sweep>/summary.json; a re-run under the same name keeps the earlier one."""
     name = f"{sweep}/summary.json"
     if storage.exists(name):
         stamp = storage.modified(name).strftime("%Y%m%d-%H%M%S")
         storage.move(name, f"{sweep}/summary-{stamp}.json")
     storage.write_text(name, json.dumps(summary, indent=2, default=str))
-    return storage.location(name)
 
 
 def _fmt(value: Any) -> str:

@@ -17,6 +17,7 @@ before Ray starts.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +29,7 @@ import yaml
 from tune_rl.envs import get_env
 from tune_rl.errors import UsageError, unknown
 from tune_rl.presets import PRESETS
-from tune_rl.storage import Storage, is_uri
+from tune_rl.storage import Storage
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SWEEPS_DIR = PROJECT_ROOT / "sweeps"
@@ -102,21 +103,15 @@ class SweepSpec:
         if not self.experiment:
             self.experiment = f"{self.env}-{self.algo}"
 
-    @property
+    @functools.cached_property
     def storage(self) -> Storage:
+        # Once per spec: for a cloud URI, pyarrow builds a client each time.
         return Storage(self.storage_path)
 
     @property
     def sweep_location(self) -> str:
         """The sweep's folder (or URI), as shown to people."""
         return self.storage.location(self.name)
-
-    @property
-    def sweep_dir(self) -> Path:
-        """The sweep's folder, for a local storage_path only."""
-        if is_uri(self.storage_path):
-            raise ValueError(f"storage {self.storage_path!r} is not a local folder")
-        return Path(self.storage.path(self.name))
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(SweepSpec)}

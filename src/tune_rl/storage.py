@@ -58,10 +58,9 @@ class Storage:
         self.root = self.root.rstrip("/")
         self.scheme = urlparse(storage_path).scheme
 
-    def location(self, name: str = "") -> str:
+    def location(self, name: str) -> str:
         """For people: the URI without its query (which may carry options)."""
-        path = f"{self.root}/{name}" if name else self.root
-        return f"{self.scheme}://{path}" if self.scheme else path
+        return self.location_of(self.path(name))
 
     def path(self, name: str) -> str:
         """For pyarrow and Tune, with `self.fs`."""

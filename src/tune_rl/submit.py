@@ -18,7 +18,6 @@ import asyncio
 import logging
 import secrets
 import shlex
-import socket
 import sys
 import time
 import tomllib
@@ -27,8 +26,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from tune_rl.cluster import check_answers
 from tune_rl.errors import UsageError
 from tune_rl.spec import PROJECT_ROOT, SweepSpec
+from tune_rl.storage import is_uri
 
 # Never uploaded: run output and local environments (most are git-ignored too,
 # which Ray honours; these hold even where .gitignore is edited).
@@ -68,12 +69,12 @@ def prepare_job(address: str | None, spec: SweepSpec, sweep_args: list[str],
             f"tracking_uri {spec.tracking_uri!r} is not an MLflow server; the job runs on the "
             "cluster in a temporary copy of the project, and a local store there is lost "
             "with it: pass --tracking-uri http://<mlflow server>")
-    if not (urlparse(spec.storage_path).scheme or spec.storage_path.startswith("/")):
+    if not (is_uri(spec.storage_path) or spec.storage_path.startswith("/")):
         raise UsageError(
             f"storage_path {spec.storage_path!r} is relative; the job runs in a temporary "
             "copy of the project that Ray deletes later: pass an absolute folder mounted "
             "on every node, or a cloud URI (s3://, gs://), as --storage-path")
-    _check_answers(parsed.hostname, parsed.port, address)
+    check_answers(address, "Ray Jobs API")
     runtime_env: dict[str, Any] = {
         "working_dir": str(PROJECT_ROOT),
         "excludes": EXCLUDES,
@@ -173,12 +174,6 @@ def _check_project() -> None:
                          f"{PROJECT_ROOT} lacks {', '.join(missing)}: run it from a checkout "
                          "of tune-rl (pip install -e .)")
 
-
-def _check_answers(host: str, port: int, address: str) -> None:
-    try:
-        socket.create_connection((host, port), timeout=5).close()
-    except OSError as err:
-        raise UsageError(f"Ray Jobs API at {address!r} does not answer ({err})") from None
 
 
 def job_sweep_args(args, options, spec: SweepSpec) -> list[str]:
