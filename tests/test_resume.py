@@ -64,6 +64,15 @@ def finished_trials(sweep: Path) -> set[str]:
     return done
 
 
+def trials_in_snapshot(sweep: Path) -> int:
+    """Trials in Tune's latest experiment state, the one --resume restores."""
+    snapshots = sorted(sweep.glob("experiment_state-*.json"))
+    try:
+        return len(json.loads(snapshots[-1].read_text())["trial_data"]) if snapshots else 0
+    except (json.JSONDecodeError, KeyError):
+        return 0  # being written
+
+
 def check_resumed(tmp: Path) -> None:
     sweep = tmp / "ray_results" / "interrupted"
     summary = json.loads((sweep / "summary.json").read_text())
@@ -91,9 +100,12 @@ def check_resumed(tmp: Path) -> None:
 def test_sigkill_mid_sweep_then_resume_keeps_finished_trials(tmp_path):
     sweep = tmp_path / "ray_results" / "interrupted"
     process = start(tmp_path)
-    # Past the first trial's end: the second trial has checkpointed.
+    # Past the first trial's end: the second trial has checkpointed, and Tune's
+    # periodic experiment snapshot knows it (a trial started after the last
+    # snapshot is lost to a SIGKILL, and the resumed search proposes a new one).
     for _ in range(3000):
-        if finished_trials(sweep) and len(list(sweep.glob("PPO_*/checkpoint_*"))) >= 2:
+        if (finished_trials(sweep) and len(list(sweep.glob("PPO_*/checkpoint_*"))) >= 2
+                and trials_in_snapshot(sweep) == 2):
             break
         if process.poll() is not None:
             break
