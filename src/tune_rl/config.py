@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
-from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from tune_rl.envs import (
     EnvChoice,
@@ -19,7 +19,8 @@ from tune_rl.envs import (
     frame_stack_env_to_module,
     frame_stack_learner,
 )
-from tune_rl.presets import CONV_FILTERS, EVALUATION, Preset
+from tune_rl.networks import TuneRLDQNModule
+from tune_rl.presets import CONV_FILTERS, EVALUATION, SCHEDULED, Preset
 
 # Searched names that are not `.training()` keyword arguments.
 REPLAY_PARAMS = {"per_alpha": "alpha", "per_beta": "beta"}
@@ -37,6 +38,11 @@ class TrialSettings:
     rollout_fragment_length: int | str = "auto"
     gpus_per_learner: float = 0
     min_env_steps_per_iteration: int = 1000
+    # Multiplies the preset's schedules given in env steps (epsilon decay,
+    # learning starts): a quick profile shrinks the Atari values to its budget.
+    schedule_scale: float = 1.0
+    # The trial's budget: PER's beta reaches 1 at its end.
+    max_env_steps: int = 12_500_000  # Hessel et al. 2018: 50M frames
     evaluation: bool = True
     env_config: dict[str, Any] = field(default_factory=dict)
     # Fixed `.training()` overrides from the spec (e.g. a smaller PPO batch
@@ -52,7 +58,7 @@ def build_config(
 ) -> AlgorithmConfig:
     """The RLlib config of one trial: preset, then spec overrides, then `params`."""
     settings = settings or TrialSettings()
-    training = copy.deepcopy(preset.training)
+    training = _scaled(copy.deepcopy(preset.training), settings.schedule_scale)
     training.update(copy.deepcopy(settings.training))
     model: dict[str, Any] = {}
     for name, value in params.items():
@@ -66,6 +72,17 @@ def build_config(
     if env.atari:
         model.setdefault("conv_filters", CONV_FILTERS["nature"])
         model["conv_activation"] = "relu"
+    module_spec = None
+    if preset.is_dqn:
+        # `hiddens` and `noisy` are old-stack keys that RLlib's new-stack
+        # DQN never reads: our module (networks.py) reads them from the model
+        # config. DQNConfig passes sigma0 on itself, as `std_init`.
+        model["head_fcnet_hiddens"] = list(training.pop("hiddens", []))
+        model["noisy"] = bool(training.get("noisy", False))
+        module_spec = RLModuleSpec(module_class=TuneRLDQNModule)
+        buffer = training.get("replay_buffer_config", {})
+        if "Prioritized" in str(buffer.get("type")):
+            buffer["beta_anneal_env_steps"] = settings.max_env_steps
     # See envs.py: DQN's replay buffers cannot feed RLlib's frame stacking.
     stack_in_connectors = env.atari and not preset.is_dqn
     env_config = {**settings.env_config, "stack_frames_in_env": env.atari and preset.is_dqn}
@@ -87,7 +104,7 @@ def build_config(
             learner_connector=frame_stack_learner if stack_in_connectors else None,
         )
         .training(**training)
-        .rl_module(model_config=DefaultModelConfig(**model))
+        .rl_module(rl_module_spec=module_spec, model_config=model)
         .callbacks(ScoreCallback)
         # RLlib's own recovery: a crashed env runner is restarted, not fatal.
         .fault_tolerance(restart_failed_env_runners=True)
@@ -100,3 +117,16 @@ def build_config(
     if settings.evaluation:
         config.evaluation(**EVALUATION, evaluation_num_env_runners=0)
     return config
+
+
+def _scaled(training: dict[str, Any], scale: float) -> dict[str, Any]:
+    """The preset's env-step schedules (SCHEDULED) multiplied by `scale`."""
+    if scale == 1.0:
+        return training
+    for key in SCHEDULED:
+        value = training.get(key)
+        if isinstance(value, list):  # [[env_step, value], ...]
+            training[key] = [[int(step * scale), v] for step, v in value]
+        elif isinstance(value, int):
+            training[key] = int(value * scale)
+    return training

@@ -10,40 +10,70 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# The notebook's encoder for every algorithm: the Nature-DQN stack.
-NATURE_CONV_FILTERS = [[32, [8, 8], 4], [64, [4, 4], 2], [64, [3, 3], 1]]
+from tune_rl.replay import BUFFER_TYPE
 
 # Filter stacks searched by name: Optuna's categorical choices must be plain
 # values, so spaces name a stack and `build_config` resolves the name.
-# Entries are [channels, kernel, stride(, padding)]; RLlib pads "same" when
-# the padding is left out (84 -> 21 -> 11 -> 11 for "nature").
+# Entries are [channels, kernel, stride, padding]. The padding is stated:
+# RLlib pads "same" when it is left out, which made "nature" 7,744 features
+# wide instead of Nature's 3,136 (84 -> 20 -> 9 -> 7 with "valid").
 CONV_FILTERS: dict[str, list] = {
-    "nature": NATURE_CONV_FILTERS,
-    # Mnih et al. 2013 (the NIPS DQN): two layers, a quarter of the compute.
-    "small": [[16, [8, 8], 4], [32, [4, 4], 2]],
-    # Nature stack, twice the channels: more capacity, about 3x the compute.
-    "wide": [[64, [8, 8], 4], [128, [4, 4], 2], [128, [3, 3], 1]],
+    # Mnih et al. 2015 (Nature DQN), the notebook's encoder for every
+    # algorithm: 84 -> 20 -> 9 -> 7, 7x7x64 = 3,136 features.
+    "nature": [[32, [8, 8], 4, "valid"], [64, [4, 4], 2, "valid"], [64, [3, 3], 1, "valid"]],
+    # Mnih et al. 2013 (the NIPS DQN): 84 -> 20 -> 9, 9x9x32 = 2,592 features.
+    "small": [[16, [8, 8], 4, "valid"], [32, [4, 4], 2, "valid"]],
+    # The Nature stack with twice the channels: 7x7x128 = 6,272 features.
+    "wide": [[64, [8, 8], 4, "valid"], [128, [4, 4], 2, "valid"], [128, [3, 3], 1, "valid"]],
 }
+NATURE_CONV_FILTERS = CONV_FILTERS["nature"]
 
 PER_BUFFER = {
-    "type": "PrioritizedEpisodeReplayBuffer",
+    "type": BUFFER_TYPE,  # RLlib's prioritized buffer, beta annealed to 1 (replay.py)
     "capacity": 60000,
     "alpha": 0.5,
     "beta": 0.5,
 }
 
+# Where the notebook left a value to RLlib's DQN defaults, those are sized
+# for CartPole (epsilon to 0.05 in 10,000 steps, learning after 1,000 steps,
+# target update every 500, a 50,000-step buffer). These are the Atari values
+# of a named reference instead; steps are env (agent) steps, each 4 frames.
+ATARI_DQN: dict[str, tuple[Any, str]] = {
+    "epsilon": ([[0, 1.0], [250_000, 0.01]],
+                "Dopamine dqn.gin/rainbow.gin: epsilon_decay_period 250000, epsilon_train 0.01"),
+    "num_steps_sampled_before_learning_starts": (
+        20_000, "Dopamine dqn.gin/rainbow.gin: min_replay_history 20000"),
+    "target_network_update_freq": (8_000, "Dopamine dqn.gin/rainbow.gin: target_update_period 8000"),
+    "lr": (6.25e-5, "Dopamine rainbow.gin, Hessel et al. 2018: Adam lr 0.0000625"),
+    "adam_epsilon": (1.5e-4, "Dopamine rainbow.gin, Hessel et al. 2018: Adam epsilon 0.00015"),
+    "gamma": (0.99, "Dopamine dqn.gin/rainbow.gin: gamma 0.99"),
+    "train_batch_size": (32, "Dopamine dqn.gin/rainbow.gin: batch_size 32"),
+    "hiddens": ([512], "Mnih et al. 2015: one 512-unit hidden layer after the convolutions"),
+    # Dopamine keeps 1,000,000 transitions; at today's float32 stacked frames
+    # (113 KB each, envs.py) that is 113 GB, so the notebook's PER capacity
+    # serves every variant alike.
+    "replay_buffer_config": ({"type": "EpisodeReplayBuffer", "capacity": 60000},
+                             "notebook's PER capacity (Dopamine's 1M does not fit in memory yet)"),
+}
+# With noisy nets the noise explores: Hessel et al. 2018 (and RLlib's
+# pong-rainbow example) set epsilon to 0. This overrides the notebook's
+# Rainbow schedule, which would act at random for the first million steps.
+NOISY_EPSILON = (0.0, "Hessel et al. 2018: epsilon 0 with noisy nets")
+# Schaul et al. 2016: beta anneals linearly to 1 by the end of learning.
+BETA_ANNEALING = "Schaul et al. 2016: PER beta annealed linearly to 1 over the trial's env steps"
+
 # RLlib's DQNConfig turns double_q, dueling and prioritized replay on by
 # default; "DQN" must turn them off or the variants would not differ from it.
-# The uniform buffer keeps RLlib's default capacity.
-_UNIFORM_BUFFER = {"type": "EpisodeReplayBuffer", "capacity": 50000}
 _PLAIN_DQN = {
     "double_q": False,
     "dueling": False,
     "noisy": False,
     "num_atoms": 1,
     "n_step": 1,
-    "replay_buffer_config": _UNIFORM_BUFFER,
 }
+# Schedules in env steps that a sweep's `schedule_scale` shrinks to its budget.
+SCHEDULED = ("epsilon", "num_steps_sampled_before_learning_starts")
 
 
 @dataclass(frozen=True)
@@ -53,6 +83,8 @@ class Preset:
     name: str
     rllib_algo: str  # name in RLlib's registry: "PPO", "IMPALA", "APPO", "DQN"
     training: dict[str, Any] = field(default_factory=dict)
+    # Where each value not set by the notebook comes from, by key.
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def algorithm_class(self) -> type:
@@ -77,11 +109,27 @@ class Preset:
     @property
     def prioritized_replay(self) -> bool:
         buffer = self.training.get("replay_buffer_config", {})
-        return buffer.get("type") == "PrioritizedEpisodeReplayBuffer"
+        return "Prioritized" in str(buffer.get("type"))
+
+    def components(self) -> dict[str, Any]:
+        """The DQN components this preset turns on, for `tune-rl list` and --dry-run."""
+        if not self.is_dqn:
+            return {}
+        t = self.training
+        return {"double_q": t["double_q"], "dueling": t["dueling"], "noisy": t["noisy"],
+                "prioritized_replay": self.prioritized_replay, "n_step": t["n_step"],
+                "num_atoms": t["num_atoms"], "hiddens": t["hiddens"]}
 
 
-def _dqn(name: str, **on: Any) -> Preset:
-    return Preset(name, "DQN", {**_PLAIN_DQN, **on})
+def _dqn(name: str, **notebook: Any) -> Preset:
+    """A DQN-family preset: plain DQN, the Atari values, then the notebook's."""
+    training = {**_PLAIN_DQN, **{k: v for k, (v, _) in ATARI_DQN.items()}, **notebook}
+    sources = {k: src for k, (_, src) in ATARI_DQN.items() if k not in notebook}
+    if training["noisy"]:
+        training["epsilon"], sources["epsilon"] = NOISY_EPSILON
+    if "Prioritized" in str(training["replay_buffer_config"]["type"]):
+        sources["replay_buffer_config.beta"] = BETA_ANNEALING
+    return Preset(name, "DQN", training, sources)
 
 
 PRESETS: dict[str, Preset] = {

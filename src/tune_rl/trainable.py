@@ -8,7 +8,10 @@ and result files readable: the RLlib config has hundreds of keys.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from collections import deque
 from typing import Any
 
 import ray
@@ -19,13 +22,18 @@ from tune_rl.envs import SCORE_KEY, EnvChoice
 from tune_rl.presets import Preset
 
 ENV_STEPS = "num_env_steps_sampled_lifetime"
-SCORE = "score"  # the real game score, mean over the last 100 episodes
+SCORE = "score"  # the real game score, mean over the last SCORE_WINDOW finished episodes
+SCORE_WINDOW = 100
+GAMES_ENDED = "games_ended"  # in result["env_runners"]: games that ended this iteration
 EVAL_SCORE = "eval_score"
 DIVERGED = "diverged"  # set, with the name of what went non-finite, when a trial diverges
-# Numbers that turn NaN or infinite when learning diverges.
+# Numbers that turn NaN or infinite when learning diverges. Episode returns
+# are not among them: they are NaN whenever no episode ended, which is normal
+# (a good Breakout game outlasts a short iteration).
 WATCHED = [("learners", "default_policy", k) for k in
-           ("total_loss", "qf_loss", "policy_loss", "vf_loss", "pi_loss")]
-WATCHED.append(("env_runners", "episode_return_mean"))
+           ("total_loss", "qf_loss", "policy_loss", "vf_loss", "pi_loss",
+            "gradients_default_optimizer_global_norm")]
+RECENT_SCORES_FILE = "tune_rl_recent_scores.json"
 
 
 def lookup(result: dict, path: tuple[str, ...]) -> Any:
@@ -45,6 +53,32 @@ def non_finite(result: dict) -> str | None:
     return None
 
 
+def non_finite_weights(module) -> str | None:
+    """The first parameter of `module` holding NaN or infinity, by name."""
+    import torch
+
+    for name, param in module.named_parameters():
+        if not torch.isfinite(param).all():
+            return f"weights {name}"
+    return None
+
+
+def games_ended(series: Any) -> list[float]:
+    """The scores ScoreCallback logged as a series.
+
+    RLlib reports a list, a bare number when one game ended, NaN when none did.
+    """
+    if isinstance(series, (list, tuple, deque)):
+        return [float(x) for x in series]
+    if isinstance(series, (int, float)) and math.isfinite(series):
+        return [float(series)]
+    return []
+
+
+def mean_or_nan(values) -> float:
+    return float(sum(values) / len(values)) if values else math.nan
+
+
 def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torch_threads: int):
     algo_cls = preset.algorithm_class
 
@@ -60,6 +94,10 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
             # Tune adds its own "__trial_info__", "__stdout_file__", ...
             searched = {k: v for k, v in config.items() if not k.startswith("__")}
             self._searched = searched
+            # RLlib's windowed means are cleared every iteration, so the
+            # window of the last 100 games is kept here, across iterations
+            # and (through the checkpoint) across restores.
+            self._recent_scores: deque[float] = deque(maxlen=SCORE_WINDOW)
             super().__init__(config=build_config(preset, env, searched, settings), **kwargs)
             self._trial_info = trial_info  # so results carry the real trial id
             # Which node runs this trial, for sweeps on a cluster.
@@ -73,20 +111,38 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
 
         def step(self) -> dict:
             result = super().step()
-            score = result.get("env_runners", {}).get(SCORE_KEY)
-            # NaN until the first episode ends; ASHA and Optuna skip NaN.
-            result[SCORE] = float(score) if score is not None else math.nan
+            runners = result.get("env_runners", {})
+            finished = games_ended(runners.get(SCORE_KEY))
+            self._recent_scores.extend(finished)
+            # Carried forward while no game ends; NaN (skipped by ASHA and
+            # Optuna) only until the first game ends.
+            result[SCORE] = mean_or_nan(self._recent_scores)
+            runners[SCORE_KEY] = mean_or_nan(finished)
+            runners[GAMES_ENDED] = len(finished)
             evaluation = result.get("evaluation", {}).get("env_runners", {})
-            if SCORE_KEY in evaluation:
-                result[EVAL_SCORE] = float(evaluation[SCORE_KEY])
+            evaluated = games_ended(evaluation.get(SCORE_KEY))
+            if evaluated:
+                evaluation[SCORE_KEY] = result[EVAL_SCORE] = mean_or_nan(evaluated)
+            result["node_id"] = self._node_id
             # A diverged trial stops here, recorded as such, rather than crash
             # later or feed the search a meaningless score.
-            result["node_id"] = self._node_id
-            bad = non_finite(result)
+            bad = non_finite(result) or non_finite_weights(self.get_module())
             if bad:
                 result[DIVERGED] = bad
                 result["done"] = True
             return result
+
+        def save_checkpoint(self, checkpoint_dir: str) -> None:
+            super().save_checkpoint(checkpoint_dir)
+            with open(os.path.join(checkpoint_dir, RECENT_SCORES_FILE), "w") as f:
+                json.dump(list(self._recent_scores), f)
+
+        def load_checkpoint(self, checkpoint_dir: str) -> None:
+            super().load_checkpoint(checkpoint_dir)
+            path = os.path.join(checkpoint_dir, RECENT_SCORES_FILE)
+            if os.path.exists(path):
+                with open(path) as f:
+                    self._recent_scores.extend(json.load(f))
 
         def get_auto_filled_metrics(self, *args, **kwargs) -> dict:
             metrics = super().get_auto_filled_metrics(*args, **kwargs)
