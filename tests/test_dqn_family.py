@@ -161,3 +161,19 @@ def test_rainbow_learns_cartpole_in_8000_env_steps(local_ray):
         assert greedy >= 75, greedy
     finally:
         algo.stop()
+
+
+def test_list_shows_each_presets_components_and_real_layers(capsys):
+    from tune_rl.cli import main
+
+    assert main(["list"]) == 0
+    blocks = capsys.readouterr().out.split("\n\n")[0]
+    by_algo = {}
+    for line in blocks.splitlines():
+        if not line.startswith(" "):
+            current = line.split()[0]
+        by_algo.setdefault(current, []).append(line)
+    rainbow, dqn = "\n".join(by_algo["Rainbow_DQN"]), "\n".join(by_algo["DQN"])
+    assert "noisy True" in rainbow and "vf.layers.1: NoisyLinear(512->51)" in rainbow
+    assert "noisy False" in dqn and "NoisyLinear" not in dqn
+    assert "af.layers.0: Linear(3136->512)" in dqn

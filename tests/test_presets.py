@@ -1,67 +1,83 @@
-"""The ten presets carry exactly the notebook's values (DESIGN.md)."""
+"""The ten presets hold the notebook's values, and say where every other one comes from.
+
+The notebook's values are a fixture of their own (tests/notebook_presets.py); what RLlib
+builds from the presets is tested in test_dqn_family.py.
+"""
 
 from __future__ import annotations
 
 import pytest
 
+from notebook_presets import EVALUATION, NATURE_FILTERS, NOTEBOOK
 from tune_rl.config import build_config
 from tune_rl.envs import ENVS
-from tune_rl.presets import CONV_FILTERS, EVALUATION, PRESETS
+from tune_rl.presets import CONV_FILTERS, PRESETS
 
-PER = {"type": "PrioritizedEpisodeReplayBuffer", "capacity": 60000, "alpha": 0.5, "beta": 0.5}
-PLAIN = {"double_q": False, "dueling": False, "noisy": False, "num_atoms": 1, "n_step": 1}
-
-# What the built RLlib config must hold, per preset (DESIGN.md's table).
-EXPECTED = {
-    "PPO": ("PPO", {}),
-    "IMPALA": ("IMPALA", {}),
-    "APPO": ("APPO", {"grad_clip": 30.0}),
-    "DQN": ("DQN", PLAIN),
-    "Double_DQN": ("DQN", {**PLAIN, "double_q": True}),
-    "Dueling_DQN": ("DQN", {**PLAIN, "dueling": True}),
-    "DQN_PER": ("DQN", {**PLAIN, "replay_buffer_config": PER}),
-    "Noisy_DQN": ("DQN", {**PLAIN, "noisy": True}),
-    "DQN_C51": ("DQN", {**PLAIN, "num_atoms": 51, "v_min": -10.0, "v_max": 10.0}),
-    "Rainbow_DQN": ("DQN", {
-        "target_network_update_freq": 500, "replay_buffer_config": PER,
-        "epsilon": [[0, 1.0], [1000000, 0.1]], "adam_epsilon": 1e-8, "grad_clip": 40.0,
-        "num_steps_sampled_before_learning_starts": 10000, "tau": 1.0, "num_atoms": 51,
-        "v_min": -10.0, "v_max": 10.0, "noisy": True, "sigma0": 0.5, "dueling": True,
-        "hiddens": [512], "double_q": True, "n_step": 3,
-    }),
+# Where tune-rl departs from the notebook on purpose, and why (presets.py).
+DEPARTURES = {
+    # Hessel et al. 2018: epsilon 0 with noisy nets.
+    ("Rainbow_DQN", "epsilon"): 0.0,
+    ("Noisy_DQN", "epsilon"): 0.0,
 }
+# Old-stack keys that reach our module through the model config, not the config.
+MODEL_KEYS = {"hiddens": "head_fcnet_hiddens", "noisy": "noisy"}
+
+
+def built(name: str):
+    return build_config(PRESETS[name], ENVS["breakout"], {})
 
 
 def test_there_are_exactly_the_ten_algorithms():
-    assert list(PRESETS) == list(EXPECTED)
+    assert list(PRESETS) == list(NOTEBOOK)
 
 
-@pytest.mark.parametrize("name", list(EXPECTED))
-def test_built_config_holds_the_preset_values(name):
-    rllib_algo, values = EXPECTED[name]
-    preset = PRESETS[name]
-    assert preset.rllib_algo == rllib_algo
-    config = build_config(preset, ENVS["breakout"], {})
+@pytest.mark.parametrize("name", list(NOTEBOOK))
+def test_built_config_holds_the_notebooks_values(name):
+    rllib_algo, values = NOTEBOOK[name]
+    assert PRESETS[name].rllib_algo == rllib_algo
+    config = built(name)
     for key, value in values.items():
-        assert getattr(config, key) == value, key
-    assert config.model_config["conv_filters"] == [[32, [8, 8], 4], [64, [4, 4], 2],
-                                                   [64, [3, 3], 1]]
-    assert config.evaluation_interval == EVALUATION["evaluation_interval"] == 10
-    assert config.evaluation_duration == 3
-    assert config.evaluation_duration_unit == "episodes"
+        expected = DEPARTURES.get((name, key), value)
+        if key in MODEL_KEYS:
+            assert config.model_config[MODEL_KEYS[key]] == expected, key
+        elif key == "replay_buffer_config":
+            buffer = config.replay_buffer_config
+            assert "PrioritizedEpisodeReplayBuffer" in buffer["type"]
+            assert {k: buffer[k] for k in ("capacity", "alpha", "beta")} == \
+                {k: value[k] for k in ("capacity", "alpha", "beta")}
+        else:
+            assert getattr(config, key) == expected, key
+    # Nature's stack, with the padding stated (valid: 3,136 features).
+    assert [f[:3] for f in config.model_config["conv_filters"]] == NATURE_FILTERS
+    assert {f[3] for f in config.model_config["conv_filters"]} == {"valid"}
+    for key, value in EVALUATION.items():
+        assert getattr(config, key) == value
+
+
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.is_dqn])
+def test_every_value_the_notebook_left_open_names_its_source(name):
+    notebook = NOTEBOOK[name][1]
+    added = set(PRESETS[name].training) - set(notebook)
+    assert added <= set(PRESETS[name].sources), added - set(PRESETS[name].sources)
+    for (preset, key), _ in DEPARTURES.items():
+        if preset == name:
+            assert key in PRESETS[name].sources
+    # None of RLlib's CartPole-scale defaults is left in place.
+    config = built(name)
+    assert config.num_steps_sampled_before_learning_starts >= 10_000
+    assert config.target_network_update_freq >= 500
+    assert config.replay_buffer_config["capacity"] >= 60_000
 
 
 def test_plain_dqn_differs_from_every_variant():
     """RLlib turns dueling, double_q and PER on by default; plain DQN has none."""
-    config = build_config(PRESETS["DQN"], ENVS["breakout"], {})
-    assert not config.dueling and not config.double_q and not config.noisy
+    config = built("DQN")
+    assert not config.dueling and not config.double_q and not config.model_config["noisy"]
     assert config.replay_buffer_config["type"] == "EpisodeReplayBuffer"
-    built = {name: build_config(PRESETS[name], ENVS["breakout"], {}).to_dict()
-             for name in PRESETS if PRESETS[name].is_dqn}
-    dicts = [str(sorted(d.items())) for d in built.values()]
+    dicts = [str(sorted(built(n).to_dict().items())) for n in PRESETS if PRESETS[n].is_dqn]
     assert len(set(dicts)) == len(dicts)
 
 
 def test_conv_filters_names_include_the_notebooks_and_two_others():
-    assert CONV_FILTERS["nature"] == [[32, [8, 8], 4], [64, [4, 4], 2], [64, [3, 3], 1]]
+    assert [f[:3] for f in CONV_FILTERS["nature"]] == NATURE_FILTERS
     assert len(CONV_FILTERS) >= 3

@@ -130,3 +130,27 @@ def _scaled(training: dict[str, Any], scale: float) -> dict[str, Any]:
         elif isinstance(value, int):
             training[key] = int(value * scale)
     return training
+
+
+def describe_network(preset: Preset, env: EnvChoice, params: dict[str, Any] | None = None,
+                     settings: TrialSettings | None = None) -> dict[str, Any]:
+    """The network RLlib really builds for a trial: layers, sizes, parameter count.
+
+    Read off the built module, not the config: on RLlib's new stack some
+    config keys are never read (networks.py), and this is where that shows.
+    """
+    import gymnasium as gym
+    import numpy as np
+
+    from tune_rl.networks import describe_module
+
+    config = build_config(preset, env, params or {}, settings)
+    sample_env = env.make({})
+    try:
+        spaces = (gym.spaces.Box(-np.inf, np.inf, env.policy_obs_shape, np.float32),
+                  sample_env.action_space)
+    finally:
+        sample_env.close()
+    module = config.get_rl_module_spec(spaces={"default_policy": spaces},
+                                       inference_only=False).build()
+    return describe_module(module)

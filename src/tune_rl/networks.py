@@ -169,7 +169,7 @@ class TuneRLDQNModule(DefaultDQNTorchRLModule):
         return output
 
 
-def describe_network(module: nn.Module) -> dict[str, Any]:
+def describe_module(module: nn.Module) -> dict[str, Any]:
     """What a built module really holds: layers with their sizes, noisy or not."""
     layers = []
     for name, sub in module.named_modules():

@@ -104,16 +104,27 @@ def candidate_values(name: str, domain: Any) -> list[Any]:
     return [domain]
 
 
-def filters_fit(filters: list, size: int = OBS_SIZE) -> bool:
+def conv_output_sides(filters: list, size: int = OBS_SIZE) -> list[int]:
+    """The side of the feature map after each layer of a filter stack."""
+    sides = []
     for spec in filters:
         kernel, stride = spec[1], spec[2]
-        padding = spec[3] if len(spec) > 3 else "same"
+        padding = spec[3] if len(spec) > 3 else "same"  # RLlib's default
         k = kernel[0] if isinstance(kernel, (list, tuple)) else kernel
         s = stride[0] if isinstance(stride, (list, tuple)) else stride
         size = math.ceil(size / s) if padding == "same" else (size - k) // s + 1
-        if size < 1:
-            return False
-    return True
+        sides.append(size)
+    return sides
+
+
+def filters_fit(filters: list, size: int = OBS_SIZE) -> bool:
+    return min(conv_output_sides(filters, size)) >= 1
+
+
+def conv_output_size(name: str) -> int:
+    """Features after the named stack on the 84x84 observation ("nature": 3,136)."""
+    filters = CONV_FILTERS[name]
+    return conv_output_sides(filters)[-1] ** 2 * filters[-1][0]
 
 
 def check_space(

@@ -126,7 +126,8 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
             result["node_id"] = self._node_id
             # A diverged trial stops here, recorded as such, rather than crash
             # later or feed the search a meaningless score.
-            bad = non_finite(result) or non_finite_weights(self.get_module())
+            module = self.get_module()  # None where no local env runner holds one
+            bad = non_finite(result) or (module is not None and non_finite_weights(module))
             if bad:
                 result[DIVERGED] = bad
                 result["done"] = True
