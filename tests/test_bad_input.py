@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import free_port
@@ -17,8 +19,18 @@ def workspace(tmp_path):
     (tmp_path / "not_yaml.yaml").write_text("algo: DQN\nprofiles: {quick: [1,\n")
     (tmp_path / "typo.yaml").write_text("algo: DQN\nprofiles:\n  quick:\n    trails: 2\n")
     (tmp_path / "a_file").write_text("")
+    sweep_file(tmp_path, "searched_twice", "algo: Rainbow_DQN\ntraining: {n_step: 5}")
+    sweep_file(tmp_path, "env_key_typo", "algo: DQN\nenv_config: {repeat_action_prob: 0.1}")
+    sweep_file(tmp_path, "sticky_above_1",
+               "algo: DQN\nenv_config: {repeat_action_probability: 1.5}")
+    sweep_file(tmp_path, "no_frames", "algo: DQN\nenv_config: {max_frames_per_episode: -1}")
+    sweep_file(tmp_path, "cartpole_option", "algo: PPO\nenv: cartpole\nenv_config: {x: 1}")
     (tmp_path / "ray_results").mkdir()
     return tmp_path
+
+
+def sweep_file(folder, name: str, head: str) -> None:
+    (folder / f"{name}.yaml").write_text(f"{head}\nprofiles:\n  quick:\n    trials: 2\n")
 
 
 CASES = {
@@ -43,6 +55,32 @@ CASES = {
                                "Ray cluster at"),
     "resume of nothing": (["--algo", "DQN", "--name", "never-ran", "--resume"],
                           "there is nothing to resume"),
+    "name with a path": (["--algo", "DQN", "--name", "../../escape"],
+                         "name '../../escape' is not a plain sweep name: use up to 100 letters"),
+    "name too long": (["--algo", "DQN", "--name", "a" * 101], "is not a plain sweep name"),
+    "negative seed": (["--algo", "DQN", "--seed", "-1"],
+                      "seed must be an integer in [0, 4294967295], got -1"),
+    # Root may write anywhere os.access looks, yet nothing can be created here.
+    "storage that cannot be created": (["--algo", "DQN", "--storage-path", "/proc/forbidden"],
+                                       "storage_path '/proc/forbidden' cannot be written"),
+    "store that cannot be created": (["--algo", "DQN",
+                                      "--tracking-uri", "sqlite:////proc/forbidden/m.db"],
+                                     "tracking_uri '/proc/forbidden' cannot be written"),
+    "training value the space searches": (
+        ["--spec", "{tmp}/searched_twice.yaml"],
+        "training.n_step=5 in searched_twice.yaml is also searched by "
+        "search_spaces/rainbow_dqn.py ("),
+    "unknown env_config key": (["--spec", "{tmp}/env_key_typo.yaml"],
+                               "unknown env_config key for breakout: 'repeat_action_prob': "
+                               "expected one of repeat_action_probability, max_frames_per_episode"),
+    "env_config value out of range": (["--spec", "{tmp}/sticky_above_1.yaml"],
+                                      "env_config.repeat_action_probability must be a number "
+                                      "in [0, 1], got 1.5"),
+    "env_config value not positive": (["--spec", "{tmp}/no_frames.yaml"],
+                                      "env_config.max_frames_per_episode must be a positive "
+                                      "integer, got -1"),
+    "env_config for an env that takes none": (["--spec", "{tmp}/cartpole_option.yaml"],
+                                              "env cartpole takes no env_config"),
 }
 
 
@@ -58,6 +96,7 @@ def test_bad_input_exits_2_and_changes_nothing(case, workspace, capsys):
     assert code == 2
     assert message in err and err.startswith("tune-rl: error: ") and err.count("\n") == 1
     assert snapshot(workspace) == before
+    assert not Path("/proc/forbidden").exists()
 
 
 @pytest.fixture

@@ -48,3 +48,11 @@ def test_list_shows_every_algorithm_its_space_and_sweep_file():
         assert f"{name}  (RLlib" in done.stdout
         assert f"sweeps/{name.lower()}.yaml" in done.stdout
     assert "num_atoms" in done.stdout and "conv_filters" in done.stdout
+
+
+def test_ui_links_before_any_sweep_say_so_and_create_no_store(tmp_path, capsys):
+    from tune_rl.cli import main
+
+    assert main(["ui-links", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]) == 0
+    assert "No sweeps in sqlite:///" in capsys.readouterr().out
+    assert not (tmp_path / "mlflow.db").exists()

@@ -4,12 +4,12 @@ The env here is CartPole that raises after 300 steps in one trial of the two
 (the first trial to start claims the role), so Tune's retry from the last
 checkpoint fails again and the trial ends FAILED in Tune and in MLflow, while
 the other finishes. The same sweep runs with a secret in the environment and
-in its env_config, which must not reach MLflow.
+in its env_config, which must not reach MLflow in any uploaded byte. A sweep
+that fails past its checks leaves its MLflow runs FAILED, not RUNNING.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -19,7 +19,7 @@ import pytest
 import ray.cloudpickle
 from mlflow.tracking import MlflowClient
 
-from tune_rl.envs import EnvChoice
+from tune_rl.envs import ENVS, EnvChoice
 from tune_rl.runner import plan_sweep, run_sweep
 from tune_rl.spec import load_spec
 
@@ -54,21 +54,34 @@ def make_crashing_cartpole(env_config) -> gym.Env:
     return CrashingCartPole(gym.make("CartPole-v1"), claim.read_text() == trial)
 
 
+def is_text(value) -> bool:
+    return isinstance(value, str)
+
+
 @pytest.fixture(scope="module")
-def crashed_sweep(local_ray, tmp_path_factory):
+def crashing_env():
+    """An env of the test's own, offered by name like breakout and cartpole."""
+    env = EnvChoice("crashing-cartpole", make_crashing_cartpole, False,
+                    "CartPole that crashes in one trial", (4,),
+                    options={"claim_file": (is_text, "a path"),
+                             "service_token": (is_text, "a string")})
+    ENVS[env.name] = env
+    yield env.name
+    del ENVS[env.name]
+
+
+@pytest.fixture(scope="module")
+def crashed_sweep(local_ray, crashing_env, tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     os.environ["TUNE_RL_TEST_SERVICE_TOKEN"] = SECRET
     try:
         spec = load_spec(
-            "PPO", env="cartpole", trials=2, max_env_steps=2000, max_concurrent=1,
+            "PPO", env=crashing_env, trials=2, max_env_steps=2000, max_concurrent=1,
             min_env_steps_per_iteration=500, checkpoint_every=1, max_failures=1,
             evaluation=False, name="crashing", training={"train_batch_size_per_learner": 500},
             env_config={"claim_file": str(root / "claim"), "service_token": SECRET},
             storage_path=str(root / "ray_results"), tracking_uri=f"sqlite:///{root / 'm.db'}")
-        crashing = EnvChoice("crashing-cartpole", make_crashing_cartpole, False,
-                             "CartPole that crashes in one trial", (4,))
-        plan = dataclasses.replace(plan_sweep(spec), env=crashing)
-        summary = run_sweep(plan)
+        summary = run_sweep(plan_sweep(spec))
     finally:
         del os.environ["TUNE_RL_TEST_SERVICE_TOKEN"]
     return summary, spec, root
@@ -96,18 +109,48 @@ def test_crashing_trial_is_retried_then_failed_while_the_other_finishes(crashed_
 
 @pytest.mark.slow
 def test_no_secret_reaches_mlflow(crashed_sweep, tmp_path):
-    summary, spec, _ = crashed_sweep
+    summary, spec, root = crashed_sweep
+    # The secret is in the sweep's own checkpoints (RLlib pickles the config)...
+    checkpoint = Path(summary["best"]["checkpoint"])
+    assert any(SECRET.encode() in p.read_bytes() for p in checkpoint.rglob("*.pkl"))
     client = MlflowClient(spec.tracking_uri)
     experiment = client.get_experiment_by_name(spec.experiment).experiment_id
     runs = client.search_runs([experiment])
     assert len(runs) == 3
+    scanned = set()
     for run in runs:
-        assert SECRET not in str(run.data.params) + str(run.data.tags)
+        assert SECRET not in str(run.data.params) + str(run.data.tags) + str(run.data.metrics)
         target = tmp_path / run.info.run_id
         target.mkdir()
         folder = Path(client.download_artifacts(run.info.run_id, "", str(target)))
         for path in folder.rglob("*"):
-            if path.is_file() and path.suffix in {".json", ".txt", ".csv"}:
-                assert SECRET not in path.read_text(errors="ignore"), path
+            if path.is_file():
+                assert SECRET.encode() not in path.read_bytes(), path
+                scanned.add(path.relative_to(folder).as_posix())
+    # ...and what was uploaded of them holds every file, each scanned above.
+    uploaded = {f"checkpoint/{p.relative_to(checkpoint).as_posix()}"
+                for p in checkpoint.rglob("*") if p.is_file()}
+    assert uploaded <= scanned
+    assert any(name.startswith("policy/") for name in scanned)
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     assert parent.data.params["env_config.service_token"] == "***"
+
+
+@pytest.mark.slow
+def test_a_sweep_that_fails_past_its_checks_leaves_no_run_running(local_ray, tmp_path):
+    spec = load_spec("PPO", env="cartpole", trials=1, max_env_steps=500,
+                     min_env_steps_per_iteration=500, evaluation=False, name="blocked",
+                     storage_path=str(tmp_path / "ray_results"),
+                     tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+    plan = plan_sweep(spec)
+    # After the checks, something takes the sweep's folder: Tune cannot write it.
+    (tmp_path / "ray_results").mkdir()
+    (tmp_path / "ray_results" / "blocked").write_text("not a folder")
+    with pytest.raises(Exception):  # noqa: B017  (Tune's own error, whichever it is)
+        run_sweep(plan)
+    client = MlflowClient(spec.tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name(spec.experiment).experiment_id])
+    assert runs and all(r.info.status == "FAILED" for r in runs)
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    error = Path(client.download_artifacts(parent.info.run_id, "error.txt", str(tmp_path)))
+    assert "Traceback" in error.read_text()

@@ -1,21 +1,28 @@
 """The MLflow UI shows a sweep: its runs, and each trial's searched params.
 
+MLflow 3 opens an experiment on its GenAI overview, where runs are not
+listed: the sweep's summary and `make mlflow-ui` (`tune-rl ui-links`) give
+the link to the runs list, and that link is the one opened here.
+
 Served by a real `mlflow server` on 127.0.0.1 and opened in headless
-Chromium (Debian's /usr/bin/chromium, driven by Playwright; `.ci/run`
-installs the browser). Screenshots land in the test's tmp folder.
+Chromium (Debian's /usr/bin/chromium, or $CHROMIUM, driven by Playwright;
+`make test` installs the browser). Screenshots land in the test's tmp folder.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tune_rl.cli import main
+from tune_rl.report import format_summary
 from tune_rl.runner import plan_sweep, run_sweep
 from tune_rl.spec import load_spec
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # Without these, Chromium reaches for Google's hosts at start, and this
 # machine's closed network refuses them.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -25,7 +32,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 @pytest.mark.slow
 def test_experiment_page_lists_the_runs_and_the_params_are_visible(
-        local_ray, mlflow_server, tmp_path):
+        local_ray, mlflow_server, tmp_path, capsys):
     from playwright.sync_api import sync_playwright
 
     spec = load_spec("DQN", env="breakout", trials=2, max_env_steps=300,
@@ -38,12 +45,17 @@ def test_experiment_page_lists_the_runs_and_the_params_are_visible(
     child = client.search_runs([experiment.experiment_id],
                                "tags.mlflow.parentRunId != ''", max_results=1)[0]
     trial_name = child.data.tags["mlflow.runName"]
+    runs_link = f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs"
+    assert format_summary(summary).endswith(runs_link)
+    capsys.readouterr()
+    assert main(["ui-links", "--tracking-uri", mlflow_server, "--ui", mlflow_server]) == 0
+    assert f"ui-breakout-DQN  {runs_link}" in capsys.readouterr().out
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         # The runs list: the sweep's parent run, expanded to show its trials.
-        page.goto(f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs")
+        page.goto(runs_link)
         parent = page.get_by_text("ui-sweep", exact=True).first
         parent.wait_for(timeout=60_000)
         row = parent.locator("xpath=ancestor::*[@role='row'][1]")

@@ -1,9 +1,12 @@
-"""Sweeps survive SIGKILL: resume continues them and loses nothing.
+"""Sweeps survive SIGKILL: resume continues them and loses little.
 
-A real sweep process (PPO on CartPole, a checkpoint every iteration) is
-killed once its first trial has finished, then resumed with --resume; Tune's
-state, the trials' counters and the MLflow runs carry over, and the finished
-trial is not run again. (Ctrl-C and resume: test_cloud_storage.py, on S3.)
+A real sweep process (PPO on CartPole, checkpoints as often as the budget
+makes them: every tenth of a trial) is killed once its first trial has
+finished and its second is part way, then resumed with --resume; Tune's
+state, the trials' counters and the MLflow runs carry over, the finished
+trial is not run again, the running one loses at most one checkpoint
+interval, and no MLflow metric history goes back in env steps. (Ctrl-C and
+resume: test_cloud_storage.py, on S3.)
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ max_concurrent: 1
 profiles:
   quick:
     trials: 2
-    max_env_steps: 4000
-    min_env_steps_per_iteration: 1000
-    grace_env_steps: 4000
-    checkpoint_every: 1
-    training: {train_batch_size_per_learner: 1000}
+    max_env_steps: 8000
+    min_env_steps_per_iteration: 400
+    grace_env_steps: 8000
+    training: {train_batch_size_per_learner: 400}
 """
+MAX_STEPS, ITERATION = 8000, 400
+CHECKPOINT_INTERVAL = 800  # env steps: a tenth of the budget, as derived from it
 
 
 def start(tmp: Path, *extra: str) -> subprocess.Popen:
@@ -43,25 +47,28 @@ def start(tmp: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_for_checkpoint(process: subprocess.Popen, sweep: Path, index: int = 1) -> None:
-    """Until a trial has written checkpoint `index` (or the sweep ends)."""
-    for _ in range(1800):
-        if list(sweep.glob(f"PPO_*/checkpoint_{index:06d}")) or process.poll() is not None:
-            return
-        time.sleep(0.1)
-
-
-def result_lines(sweep: Path) -> dict[str, int]:
-    return {p.parent.name: len(p.read_text().splitlines()) for p in sweep.glob("*/result.json")}
+def env_steps(sweep: Path) -> dict[str, list[int]]:
+    """Each trial's env steps, one per result line, as Tune wrote them."""
+    steps = {}
+    for path in sweep.glob("*/result.json"):
+        lines = [line for line in path.read_text().splitlines() if line.endswith("}")]
+        steps[path.parent.name] = [json.loads(line)["num_env_steps_sampled_lifetime"]
+                                   for line in lines]
+    return steps
 
 
 def finished_trials(sweep: Path) -> set[str]:
-    done = set()
-    for path in sweep.glob("*/result.json"):
-        lines = path.read_text().splitlines()
-        if lines and json.loads(lines[-1])["num_env_steps_sampled_lifetime"] >= 4000:
-            done.add(path.parent.name)
-    return done
+    return {trial for trial, steps in env_steps(sweep).items()
+            if steps and steps[-1] >= MAX_STEPS}
+
+
+def running_trial_steps(client: MlflowClient) -> int:
+    """How far the running trial got, by what MLflow shows of it: the results
+    folder's copies of Tune's files are synced only at checkpoints."""
+    experiment = client.get_experiment_by_name("cartpole-PPO").experiment_id
+    runs = client.search_runs([experiment], "attributes.status = 'RUNNING' "
+                                            "and tags.mlflow.parentRunId != ''")
+    return max((int(r.data.metrics.get("env_steps", 0)) for r in runs), default=0)
 
 
 def trials_in_snapshot(sweep: Path) -> int:
@@ -90,36 +97,50 @@ def check_resumed(tmp: Path) -> None:
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
     for child in children:
-        steps = [m.step for m in client.get_metric_history(child.info.run_id, "env_steps")]
-        # Counters continue from the checkpoint; a restart (ray#43266) would
-        # show env steps falling back to 1000.
-        assert steps == sorted(steps) and steps[-1] >= 4000, steps
+        for metric in ("env_steps", "score", "episode_return_mean"):
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, metric)]
+            # Counters continue from the checkpoint (a restart, ray#43266, would
+            # fall back to 400), and steps repeated after the restore are not
+            # logged twice.
+            assert steps == sorted(set(steps)), (metric, steps)
+        assert steps[-1] >= MAX_STEPS
 
 
 @pytest.mark.slow
 def test_sigkill_mid_sweep_then_resume_keeps_finished_trials(tmp_path):
     sweep = tmp_path / "ray_results" / "interrupted"
     process = start(tmp_path)
-    # Past the first trial's end: the second trial has checkpointed, and Tune's
-    # periodic experiment snapshot knows it (a trial started after the last
+    # Past the first trial's end, a third into the second and one iteration
+    # past its last checkpoint (so that the resumed trial repeats steps), and
+    # Tune's experiment snapshot knows it (a trial started after the last
     # snapshot is lost to a SIGKILL, and the resumed search proposes a new one).
+    client = None
     for _ in range(3000):
-        if (finished_trials(sweep) and len(list(sweep.glob("PPO_*/checkpoint_*"))) >= 2
-                and trials_in_snapshot(sweep) == 2):
-            break
         if process.poll() is not None:
             break
+        if finished_trials(sweep) and trials_in_snapshot(sweep) == 2:
+            client = client or MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+            steps = running_trial_steps(client)
+            if steps >= MAX_STEPS // 3 and steps % CHECKPOINT_INTERVAL == ITERATION:
+                break
         time.sleep(0.1)
     process.kill()
     process.wait(timeout=60)
     done_before = finished_trials(sweep)
-    lines_before = result_lines(sweep)
-    assert len(done_before) == 1
+    steps_before = env_steps(sweep)
+    assert len(done_before) == 1 and client is not None
+    (running,) = set(steps_before) - done_before
+    killed_at = running_trial_steps(client)
+    assert killed_at < MAX_STEPS
 
     resumed = start(tmp_path, "--resume")
     assert resumed.wait(timeout=600) == 0, (tmp_path / "log1.txt").read_text()[-3000:]
-    lines_after = result_lines(sweep)
+    steps_after = env_steps(sweep)
     for trial in done_before:  # not re-run
-        assert lines_after[trial] == lines_before[trial]
-    assert len(lines_after) == 2
+        assert steps_after[trial] == steps_before[trial]
+    assert len(steps_after) == 2
+    # The killed trial went on from its last checkpoint: it repeated the steps
+    # since (check_resumed: MLflow did not log them twice), at most one interval.
+    restarted_from = steps_after[running][len(steps_before[running])] - ITERATION
+    assert 0 < killed_at - restarted_from <= CHECKPOINT_INTERVAL, (killed_at, restarted_from)
     check_resumed(tmp_path)

@@ -56,3 +56,19 @@ def test_wrong_type_is_named(tmp_path):
     path.write_text("algo: DQN\nprofiles:\n  quick:\n    trials: many\n")
     with pytest.raises(UsageError, match="trials must be of type int, got 'many'"):
         load_spec(spec_file=path)
+
+
+@pytest.mark.parametrize("algo", list(PRESETS))
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_a_kill_loses_at_most_a_tenth_of_a_trial(algo, profile):
+    spec = load_spec(algo, profile=profile)
+    steps_between_checkpoints = spec.checkpoint_every * spec.min_env_steps_per_iteration
+    assert steps_between_checkpoints <= max(spec.max_env_steps // 10,
+                                            spec.min_env_steps_per_iteration)
+
+
+def test_checkpoints_follow_the_budget_unless_given():
+    assert load_spec("PPO", max_env_steps=50_000, min_env_steps_per_iteration=1000
+                     ).checkpoint_every == 5
+    assert load_spec("PPO", max_env_steps=3000).checkpoint_every == 1
+    assert load_spec("PPO", checkpoint_every=7).checkpoint_every == 7

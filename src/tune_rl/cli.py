@@ -1,4 +1,4 @@
-"""`tune-rl sweep`, `tune-rl submit` and `tune-rl list`.
+"""`tune-rl sweep`, `tune-rl submit`, `tune-rl list` and `tune-rl ui-links`.
 
 Exit codes: 0 when at least one trial succeeded, 1 when none did, 2 for bad
 input (reported before Ray starts), 130 when interrupted. `submit` exits
@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="print the job (entrypoint, runtime env) and submit nothing")
 
     commands.add_parser("list", help="the algorithms, their search spaces and sweep files")
+
+    links = commands.add_parser(
+        "ui-links", help="the MLflow UI's runs list of each experiment (make mlflow-ui)")
+    links.add_argument("--tracking-uri", default=os.environ.get(
+        "MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"), help="MLflow store")
+    links.add_argument("--ui", help="where the UI is served (default http://127.0.0.1:5000)")
     return parser
 
 
@@ -157,6 +163,22 @@ def _cmd_list() -> int:
     return 0
 
 
+def _cmd_ui_links(args: argparse.Namespace) -> int:
+    from tune_rl.tracking import LOCAL_UI, experiment_links
+
+    ui = args.ui or LOCAL_UI
+    links = experiment_links(args.tracking_uri, ui)
+    if not links:
+        print(f"No sweeps in {args.tracking_uri} yet; the MLflow UI will be at {ui}")
+        return 0
+    # MLflow 3 opens an experiment on its GenAI overview; these open its runs.
+    print(f"MLflow UI at {ui}; the runs of each experiment:")
+    width = max(map(len, links))
+    for name, url in links.items():
+        print(f"  {name:{width}}  {url}")
+    return 0
+
+
 def _quiet_library_logs() -> None:
     """RLlib warns at import and per config ("running X on the new API stack")."""
     import logging
@@ -175,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             return _cmd_list()
+        if args.command == "ui-links":
+            return _cmd_ui_links(args)
         if args.command == "submit":
             return _cmd_submit(args)
         return _cmd_sweep(args)

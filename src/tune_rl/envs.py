@@ -18,7 +18,8 @@ score of each episode is reported separately as `game_score` by
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -33,7 +34,7 @@ from ray.rllib.env.wrappers.atari_wrappers import (
 )
 from ray.tune.registry import register_env
 
-from tune_rl.errors import unknown
+from tune_rl.errors import UsageError, unknown
 
 FRAME_STACK = 4
 SCORE_KEY = "game_score"
@@ -151,6 +152,19 @@ class ScoreCallback(RLlibCallback):
         metrics_logger.log_value(SCORE_KEY, float(score), reduce="mean", window=100)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# env_config keys a sweep may set, as read by make_breakout: (test, what is allowed).
+BREAKOUT_OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "repeat_action_probability": (lambda v: _is_number(v) and 0 <= v <= 1,
+                                  "a number in [0, 1]"),
+    "max_frames_per_episode": (lambda v: _is_number(v) and int(v) == v and v > 0,
+                               "a positive integer"),
+}
+
+
 @dataclass(frozen=True)
 class EnvChoice:
     name: str
@@ -158,6 +172,21 @@ class EnvChoice:
     atari: bool  # image observations: conv encoder and frame stacking
     description: str
     policy_obs_shape: tuple[int, ...]  # what the policy network sees, frames stacked
+    # The env_config keys `make` reads: (test, what is allowed) per key.
+    options: dict[str, tuple[Callable[[Any], bool], str]] = field(
+        default_factory=dict, compare=False)
+
+    def check_config(self, env_config: dict[str, Any]) -> None:
+        """Refuses keys `make` does not read and values it cannot take."""
+        for key, value in env_config.items():
+            if key not in self.options:
+                if not self.options:
+                    raise UsageError(f"env_config key {key!r}: env {self.name} takes no "
+                                     "env_config; remove env_config")
+                raise unknown(f"env_config key for {self.name}:", key, self.options)
+            test, allowed = self.options[key]
+            if not test(value):
+                raise UsageError(f"env_config.{key} must be {allowed}, got {value!r}")
 
     @property
     def registered_name(self) -> str:
@@ -171,7 +200,8 @@ ENVS: dict[str, EnvChoice] = {
     e.name: e
     for e in [
         EnvChoice("breakout", make_breakout, True,
-                  "ALE Breakout-v5, DeepMind preprocessing, 4 stacked 84x84 frames", (84, 84, 4)),
+                  "ALE Breakout-v5, DeepMind preprocessing, 4 stacked 84x84 frames", (84, 84, 4),
+                  BREAKOUT_OPTIONS),
         EnvChoice("cartpole", make_cartpole, False,
                   "CartPole-v1, the cheap proxy (return 500 = solved)", (4,)),
     ]

@@ -12,6 +12,7 @@ observations as the module sees them: for Breakout, float32 arrays of shape
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
@@ -26,7 +27,10 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
         self.module = RLModule.from_checkpoint(context.artifacts["rl_module"])
         self.module.eval()
 
-    def predict(self, context, model_input, params=None) -> np.ndarray:
+    # Typed so that MLflow knows the input is an array (it checks it against
+    # the saved signature) rather than advising type hints at every save.
+    def predict(self, context: Any, model_input: np.ndarray,
+                params: dict[str, Any] | None = None) -> np.ndarray:
         import torch
 
         obs = torch.as_tensor(np.asarray(model_input, dtype=np.float32))

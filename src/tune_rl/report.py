@@ -119,11 +119,22 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines += ["", "No trial reported a score (no episode finished within its budget)."]
     for failure in summary["failures"]:
         lines.append(f"FAILED {failure['trial']}: {failure['error']}")
-    uri = summary["mlflow"]["tracking_uri"]
     lines += [f"Summary: {summary['storage']}/summary.json",  # a URI perhaps: no Path
-              f"MLflow: {uri} experiment {summary['mlflow']['experiment']!r}"
-              + (" (make mlflow-ui)" if uri.startswith("sqlite:") else "")]
+              mlflow_line(summary["mlflow"])]
     return "\n".join(lines)
+
+
+def mlflow_line(mlflow: dict[str, Any]) -> str:
+    """Where the sweep's runs are: the runs list itself, not the experiment's overview."""
+    from tune_rl.tracking import LOCAL_UI, runs_url
+
+    uri, experiment_id = mlflow["tracking_uri"], mlflow.get("experiment_id")
+    line = f"MLflow: {uri} experiment {mlflow['experiment']!r}"
+    if experiment_id is None:
+        return line
+    if uri.startswith("sqlite:"):
+        return f"{line}: make mlflow-ui, then {runs_url(LOCAL_UI, experiment_id)}"
+    return f"{line}: {runs_url(uri, experiment_id)}"
 
 
 def optuna_figures(space: dict[str, Any], trials: list[dict[str, Any]]) -> dict[str, Any]:

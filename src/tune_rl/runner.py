@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+import traceback
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tune_rl.cluster import check_before_connecting, check_storage_is_shared, connect
-from tune_rl.config import TrialSettings
+from tune_rl.config import REPLAY_PARAMS, TrialSettings
 from tune_rl.envs import EnvChoice, get_env
 from tune_rl.errors import UsageError
 from tune_rl.presets import PRESETS, Preset
@@ -93,8 +95,26 @@ def resolve_plan(spec: SweepSpec) -> SweepPlan:
         training=dict(spec.training),
     )
     space = load_space(preset, env)
+    _check_not_searched(spec, space)
     check_space(preset, env, space, settings)
     return SweepPlan(spec, preset, env, space, settings)
+
+
+def _check_not_searched(spec: SweepSpec, space: dict[str, Any]) -> None:
+    """A fixed `training:` value that the space also searches would be silently
+    replaced by the searched one in every trial."""
+    from tune_rl.spaces import space_module_name
+
+    fixed = {name: (f"training.{name}", value) for name, value in spec.training.items()}
+    buffer = spec.training.get("replay_buffer_config") or {}
+    fixed.update({name: (f"training.replay_buffer_config.{key}", buffer[key])
+                  for name, key in REPLAY_PARAMS.items() if key in buffer})
+    for name, (where, value) in fixed.items():
+        if name in space:
+            raise UsageError(
+                f"{where}={value!r} in {Path(spec.spec_file).name or 'the spec'} is also "
+                f"searched by {space_module_name(spec.algo).replace('.', '/')}.py "
+                f"({space_summary({name: space[name]})[name]}): set {name} in one place only")
 
 
 def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None) -> SweepPlan:
@@ -119,14 +139,31 @@ def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None
     return plan
 
 
-def _check_storage(path: Path) -> None:
-    probe = path.resolve()
-    while not probe.exists():
+def _check_storage(path: Path, field: str = "storage_path") -> None:
+    """Creates the folder and a file in it, then removes what was not there.
+
+    As root, os.access says a folder is writable even where it cannot be
+    created (under /proc, on a read-only mount): only trying tells.
+    """
+    target = path.resolve()
+    created = []  # deepest first, so they can be removed in this order
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        created.append(probe)
         probe = probe.parent
-    if not probe.is_dir():
-        raise UsageError(f"storage_path {str(path)!r} cannot be written ({probe} is a file)")
-    if not os.access(probe, os.W_OK):
-        raise UsageError(f"storage_path {str(path)!r} cannot be written ({probe} is read-only)")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as err:
+        raise UsageError(f"{field} {str(path)!r} cannot be written ({err.strerror}: "
+                         f"{err.filename or target}); give a folder you can write to") from None
+    finally:
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 def _check_tracking(uri: str) -> None:
@@ -140,7 +177,7 @@ def _check_tracking(uri: str) -> None:
             raise UsageError(f"tracking_uri {uri!r} does not answer ({err}); start the "
                              "MLflow server or pass another --tracking-uri") from None
     elif uri.startswith("sqlite:///"):
-        _check_storage(Path(uri.removeprefix("sqlite:///")).parent)
+        _check_storage(Path(uri.removeprefix("sqlite:///")).parent, "tracking_uri")
     else:
         raise UsageError(f"tracking_uri {uri!r} is not supported: use sqlite:///<file> "
                          "or http(s)://<mlflow server>")
@@ -151,17 +188,12 @@ def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None
     """Runs (or resumes) the sweep on local Ray and returns its summary.
 
     An interrupted sweep (Ctrl-C) returns a summary with "interrupted": True;
-    its MLflow runs are marked KILLED until `--resume` reopens them.
+    its MLflow runs are marked KILLED until `--resume` reopens them. An error
+    marks them FAILED, with the traceback as the parent's `error.txt`.
     """
     # Tune's new output engine ignores progress_reporter; ours shows only the
     # searched parameters, not the whole RLlib config.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    import optuna
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
-
     from tune_rl.tracking import MLflowTracking, sweep_tags
     from tune_rl.trainable import make_trainable
 
@@ -178,18 +210,44 @@ def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None
         resolve_config=partial(resolved_config, plan),
         state_file=tracking_state_file(spec),
     )
-    if resume:
-        # Tune restores the trials, the Optuna searcher's history and this
-        # sweep's callbacks from the sweep folder; finished trials stay done.
-        tracking.reopen()
-        storage = spec.storage
-        tuner = tune.Tuner.restore(storage.path(spec.name), trainable, resume_unfinished=True,
-                                   resume_errored=True, param_space=plan.space,
-                                   storage_filesystem=storage.fs)
+    try:
+        if resume:
+            tracking.reopen()
+        else:
+            tracking.start_sweep(json.dumps(space_summary(plan.space), indent=2))
+        tuner = (_restored_tuner(plan, trainable) if resume
+                 else _new_tuner(plan, trainable, tracking, concurrency))
         return _finish(plan, tuner.fit(), tracking, concurrency)
-    tracking.start_sweep(json.dumps(space_summary(plan.space), indent=2))
+    except KeyboardInterrupt:
+        tracking.mark_killed()
+        raise
+    except Exception:
+        # Whatever fails past the checks: no MLflow run is left RUNNING.
+        tracking.mark_failed(traceback.format_exc())
+        raise
+
+
+def _restored_tuner(plan: SweepPlan, trainable):
+    """Tune restores the trials, the Optuna searcher's history and this
+    sweep's callbacks from the sweep folder; finished trials stay done."""
+    from ray import tune
+
+    storage = plan.spec.storage
+    return tune.Tuner.restore(storage.path(plan.spec.name), trainable, resume_unfinished=True,
+                              resume_errored=True, param_space=plan.space,
+                              storage_filesystem=storage.fs)
+
+
+def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    spec = plan.spec
     searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=spec.seed))
-    tuner = tune.Tuner(
+    return tune.Tuner(
         trainable,
         param_space=plan.space,
         tune_config=tune.TuneConfig(
@@ -230,7 +288,6 @@ def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None
             verbose=1,
         ),
     )
-    return _finish(plan, tuner.fit(), tracking, concurrency)
 
 
 def _finish(plan: SweepPlan, results, tracking, concurrency: int) -> dict[str, Any]:
@@ -240,6 +297,7 @@ def _finish(plan: SweepPlan, results, tracking, concurrency: int) -> dict[str, A
     tracking.load_state()  # written by the callback Tune ran, perhaps a restored copy
     summary = summarize(plan, results, concurrency)
     summary["mlflow"]["parent_run_id"] = tracking.parent_run_id
+    summary["mlflow"]["experiment_id"] = tracking.experiment_id
     if was_interrupted(spec):
         tracking.mark_killed()
         summary["interrupted"] = True

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,10 @@ from tune_rl.storage import Storage
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SWEEPS_DIR = PROJECT_ROOT / "sweeps"
 PROFILES = ("quick", "full")
+# A sweep's name becomes a folder under storage_path and an MLflow run name:
+# one plain path component, short enough for every filesystem and MLflow.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+SEED_LIMIT = 2**32  # Optuna's and NumPy's seeds are unsigned 32-bit
 
 
 @dataclass
@@ -51,7 +56,9 @@ class SweepSpec:
     max_concurrent: int = 0  # 0: as many as the CPUs (or cluster) allow
     seed: int = 0
     evaluation: bool = True  # the notebook's: every 10 iterations, 3 episodes
-    checkpoint_every: int = 5  # iterations; also one at the end
+    # Iterations between checkpoints (also one at the end); 0: about a tenth of
+    # max_env_steps, so that a kill loses at most that much of a trial.
+    checkpoint_every: int = 0
     keep_checkpoints: int = 1  # per trial, best by score
     max_failures: int = 1  # retries of a crashed trial, from its checkpoint
     torch_threads: int = 1  # per trial, so concurrent trials share the cores
@@ -78,11 +85,12 @@ class SweepSpec:
         if self.profile not in PROFILES:
             raise unknown("profile", self.profile, PROFILES)
         for name in ("trials", "max_env_steps", "min_env_steps_per_iteration",
-                     "grace_env_steps", "checkpoint_every", "keep_checkpoints",
+                     "grace_env_steps", "keep_checkpoints",
                      "torch_threads", "envs_per_env_runner", "cpus_per_env_runner"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("max_concurrent", "max_failures", "env_runners", "gpus_per_learner"):
+        for name in ("max_concurrent", "max_failures", "env_runners", "gpus_per_learner",
+                     "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.rollout_fragment_length != "auto":
@@ -90,6 +98,9 @@ class SweepSpec:
                     self.rollout_fragment_length) < 1:
                 raise UsageError("rollout_fragment_length must be 'auto' or an integer >= 1, "
                                  f"got {self.rollout_fragment_length!r}")
+        if not 0 <= self.seed < SEED_LIMIT:
+            raise UsageError(f"seed must be an integer in [0, {SEED_LIMIT - 1}], got {self.seed}")
+        get_env(self.env).check_config(self.env_config)
         if self.reduction_factor < 2:
             raise UsageError(f"reduction_factor must be >= 2, got {self.reduction_factor}")
         if self.grace_env_steps > self.max_env_steps:
@@ -100,6 +111,13 @@ class SweepSpec:
         if not self.name:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
             self.name = f"{self.algo}-{self.env}-{self.profile}-{stamp}"
+        if not NAME_PATTERN.fullmatch(self.name) or ".." in self.name:
+            raise UsageError(f"name {self.name!r} is not a plain sweep name: use up to 100 "
+                             "letters, digits, '.', '_' and '-', starting with a letter or "
+                             "digit, without '..'")
+        if not self.checkpoint_every:
+            iterations = self.max_env_steps // self.min_env_steps_per_iteration
+            self.checkpoint_every = max(1, iterations // 10)
         if not self.experiment:
             self.experiment = f"{self.env}-{self.algo}"
 

@@ -7,7 +7,7 @@ result on SQLite, and uploads the trial's staging folder, so checkpoints go
 missing (ray#46569). Here a trial's run holds only the searched parameters
 and about a dozen metrics, logged in one batched call per result with step =
 env steps; the best checkpoint is uploaded from the sweep's persistent
-storage and its policy registered as a model.
+storage (redacted: see redaction.py) and its policy registered as a model.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import os
 import subprocess
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from ray.tune import Callback
 
+from tune_rl.redaction import redact, redacted_copy, secret_values
 from tune_rl.storage import StoredFile
 from tune_rl.trainable import DIVERGED, ENV_STEPS, EVAL_SCORE, SCORE, lookup
 
@@ -47,8 +47,6 @@ METRICS = {
     ("training_iteration",): "iteration",
 }
 LOSSES = ("total_loss", "qf_loss", "policy_loss", "vf_loss", "pi_loss", "entropy", "mean_kl_loss")
-# Environment variables whose values must never reach MLflow.
-SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "CREDENTIAL")
 
 
 def trial_metrics(result: dict[str, Any]) -> dict[str, float]:
@@ -78,12 +76,13 @@ def artifact_location(tracking_uri: str) -> str | None:
     return None
 
 
-def redact(text: str) -> str:
-    """Replaces the value of every secret-looking environment variable in `text`."""
-    for name, value in os.environ.items():
-        if len(value) >= 4 and any(word in name.upper() for word in SECRET_WORDS):
-            text = text.replace(value, "***")
-    return text
+LOCAL_UI = "http://127.0.0.1:5000"  # `make mlflow-ui`
+
+
+def runs_url(ui_url: str, experiment_id: str) -> str:
+    """The MLflow UI's runs list of an experiment: MLflow 3 opens experiments
+    on its GenAI overview (traces), where training runs are not listed."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
 
 
 class MLflowTracking(Callback):
@@ -108,6 +107,10 @@ class MLflowTracking(Callback):
         self.parent_run_id: str | None = None
         self.trial_runs: dict[str, str] = {}  # Tune trial id -> MLflow run id
         self.ended: set[str] = set()
+        # The last env step logged per trial run, read back from MLflow when
+        # a trial (re)starts: a trial restored from its checkpoint repeats the
+        # steps since, and its metric histories must not go back in steps.
+        self.last_step: dict[str, int] = {}
         # Which MLflow runs belong to this sweep, on disk beside Tune's own
         # state, so that a resumed sweep appends to its runs rather than
         # duplicating them (Tune restores this callback from its pickle).
@@ -130,6 +133,9 @@ class MLflowTracking(Callback):
         self.ended = set(state["ended"])
         return True
 
+    def _redact(self, text: str) -> str:
+        return redact(text, secret_values(self.sweep_params))
+
     def reopen(self) -> None:
         """A resumed sweep: its parent run is running again."""
         self.load_state()
@@ -146,11 +152,11 @@ class MLflowTracking(Callback):
         self.client.set_experiment_tag(self.experiment_id, "mlflow.experimentKind",
                                        "custom_model_development")
         run = self.client.create_run(self.experiment_id, run_name=self.sweep_name,
-                                     tags={k: redact(v) for k, v in self.tags.items()})
+                                     tags={k: self._redact(v) for k, v in self.tags.items()})
         self.parent_run_id = run.info.run_id
         self.save_state()
         self.client.log_batch(self.parent_run_id, params=[
-            Param(k, redact(str(v))[:6000]) for k, v in self.sweep_params.items()])
+            Param(k, self._redact(str(v))[:6000]) for k, v in self.sweep_params.items()])
         if space_text:
             self.client.log_text(self.parent_run_id, space_text, "search_space.txt")
         return self.parent_run_id
@@ -173,8 +179,21 @@ class MLflowTracking(Callback):
 
     def mark_killed(self) -> None:
         """An interrupted sweep: its open runs are KILLED until resumed."""
+        self._terminate_open_runs("KILLED")
+
+    def mark_failed(self, error: str) -> None:
+        """A sweep that crashed past its checks: its open runs are FAILED, and
+        the parent run holds the error."""
+        if self._terminate_open_runs("FAILED"):
+            self.client.log_text(self.parent_run_id, self._redact(error), "error.txt")
+
+    def _terminate_open_runs(self, status: str) -> bool:
+        self.load_state()  # the runs the callback Tune ran (perhaps a restored copy) made
+        if self.parent_run_id is None:
+            return False
         for run_id in [*set(self.trial_runs.values()) - self.ended, self.parent_run_id]:
-            self.client.set_terminated(run_id, "KILLED")
+            self.client.set_terminated(run_id, status)
+        return True
 
     def log_plots(self, figures: dict[str, Any]) -> None:
         for name, figure in figures.items():
@@ -185,6 +204,7 @@ class MLflowTracking(Callback):
         # The runner started (or reopened) the sweep; a callback Tune restored
         # from its pickle picks up the trial runs recorded since.
         self.load_state()
+        self.last_step = {}
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         if trial.trial_id in self.trial_runs:  # a retried or resumed trial keeps its run
@@ -193,6 +213,7 @@ class MLflowTracking(Callback):
                 self.ended.discard(run_id)
                 self.save_state()
             self.client.update_run(run_id, status="RUNNING")
+            self.last_step.pop(trial.trial_id, None)
             return
         name = str(trial)
         run = self.client.create_run(self.experiment_id, run_name=name, tags={
@@ -206,13 +227,19 @@ class MLflowTracking(Callback):
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in searched.items()])
         if self.resolve_config:
             config = json.dumps(self.resolve_config(searched), indent=1, default=str)
-            self.client.log_text(run_id, redact(config), "rllib_config.json")
+            self.client.log_text(run_id, self._redact(config), "rllib_config.json")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         run_id = self.trial_runs.get(trial.trial_id)
         if run_id is None:
             return
         step = int(result.get(ENV_STEPS, 0))
+        if trial.trial_id not in self.last_step:
+            logged = self.client.get_run(run_id).data.metrics.get("env_steps")
+            self.last_step[trial.trial_id] = -1 if logged is None else int(logged)
+        if step <= self.last_step[trial.trial_id]:
+            return  # repeated after a restore: MLflow holds the first run of it
+        self.last_step[trial.trial_id] = step
         now = int(time.time() * 1000)
         self.client.log_batch(run_id, metrics=[
             Metric(k, v, now, step) for k, v in trial_metrics(result).items()])
@@ -231,7 +258,7 @@ class MLflowTracking(Callback):
         run_id = self.trial_runs.get(trial.trial_id)
         if run_id is not None and trial.error_file and Path(trial.error_file).exists():
             error = Path(trial.error_file).read_text()
-            self.client.log_text(run_id, redact(error), "error.txt")
+            self.client.log_text(run_id, self._redact(error), "error.txt")
         self._end_trial(trial, "FAILED", {"failed": "error.txt"})
 
     def _end_trial(self, trial, status: str, tags: dict[str, str]) -> None:
@@ -249,36 +276,12 @@ class MLflowTracking(Callback):
                         obs_shape: tuple[int, ...]) -> str | None:
         """Uploads the best trial's checkpoint (a local folder) and registers its
         policy; returns the model version."""
-        import mlflow.pyfunc
-        import numpy as np
-        from mlflow.models import infer_signature
-
-        import tune_rl
-
         run_id = self.trial_runs.get(best.get("trial_id", ""))
         if run_id is None or not checkpoint or not Path(checkpoint).is_dir():
             return None
-        self.client.log_artifacts(run_id, checkpoint, "checkpoint")
-        # save_model copies the module with a progress bar per file: noise here.
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        with tempfile.TemporaryDirectory() as folder:
-            example = np.zeros((1, *obs_shape), dtype=np.float32)
-            # MLflow advises on every save (type hints, input examples,
-            # cloudpickle); the model is ours and tested, so keep the
-            # terminal for the sweep's own output.
-            with warnings.catch_warnings(), _quiet_logger("mlflow.pyfunc"):
-                warnings.simplefilter("ignore")
-                from tune_rl.policy import PolicyModel, module_path
-
-                mlflow.pyfunc.save_model(
-                    path=Path(folder, "policy"),
-                    python_model=PolicyModel(),
-                    artifacts={"rl_module": str(module_path(checkpoint))},
-                    code_paths=[str(Path(tune_rl.__file__).parent)],
-                    signature=infer_signature(example, np.zeros(1, dtype=np.int64)),
-                    pip_requirements=_requirements(),
-                )
-            self.client.log_artifacts(run_id, str(Path(folder, "policy")), "policy")
+        with redacted_copy(checkpoint, secret_values(self.sweep_params)) as folder:
+            self.client.log_artifacts(run_id, str(folder), "checkpoint")
+            self._log_policy(run_id, folder, obs_shape)
         if not self.client.search_registered_models(f"name = '{model_name}'"):
             self.client.create_registered_model(model_name)
         version = self.client.create_model_version(
@@ -287,6 +290,34 @@ class MLflowTracking(Callback):
         self.client.log_batch(self.parent_run_id, tags=[
             RunTag("best_model", f"models:/{model_name}/{version.version}")])
         return version.version
+
+    def _log_policy(self, run_id: str, checkpoint: Path, obs_shape: tuple[int, ...]) -> None:
+        import mlflow.pyfunc
+        import numpy as np
+        from mlflow.models import infer_signature
+
+        import tune_rl
+        from tune_rl.policy import PolicyModel, module_path
+
+        # save_model copies the module with a progress bar per file: noise here.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        with tempfile.TemporaryDirectory() as folder:
+            example = np.zeros((1, *obs_shape), dtype=np.float32)
+            # The example is checked against the signature by running the
+            # policy on it. MLflow's logger still advises, at every save, to
+            # log models as code rather than pickled objects: ours is a
+            # tested class, so keep the terminal for the sweep's own output.
+            with _quiet_logger("mlflow.pyfunc"):
+                mlflow.pyfunc.save_model(
+                    path=Path(folder, "policy"),
+                    python_model=PolicyModel(),
+                    artifacts={"rl_module": str(module_path(checkpoint))},
+                    code_paths=[str(Path(tune_rl.__file__).parent)],
+                    signature=infer_signature(example, np.zeros(1, dtype=np.int64)),
+                    input_example=example,
+                    pip_requirements=_requirements(),
+                )
+            self.client.log_artifacts(run_id, str(Path(folder, "policy")), "policy")
 
 
 @contextlib.contextmanager
@@ -340,3 +371,13 @@ def sweep_tags(spec) -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return tags
+
+
+def experiment_links(tracking_uri: str, ui_url: str = LOCAL_UI) -> dict[str, str]:
+    """Each experiment with runs in the store, by name: its runs list in the UI."""
+    if tracking_uri.startswith("sqlite:///") and not Path(
+            tracking_uri.removeprefix("sqlite:///")).exists():
+        return {}  # nothing recorded yet; reading would create the store
+    client = MlflowClient(tracking_uri)
+    return {e.name: runs_url(ui_url, e.experiment_id) for e in client.search_experiments()
+            if client.search_runs([e.experiment_id], max_results=1)}
