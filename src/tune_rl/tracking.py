@@ -158,7 +158,8 @@ class MLflowTracking(Callback):
         self.client.log_batch(self.parent_run_id, params=[
             Param(k, self._redact(str(v))[:6000]) for k, v in self.sweep_params.items()])
         if space_text:
-            self.client.log_text(self.parent_run_id, space_text, "search_space.txt")
+            self.client.log_text(self.parent_run_id, self._redact(space_text),
+                                 "search_space.txt")
         return self.parent_run_id
 
     def end_sweep(self, summary: dict[str, Any], status: str = "FINISHED") -> None:
@@ -174,7 +175,8 @@ class MLflowTracking(Callback):
         if best:
             params.append(Param("best.trial", best["trial"]))
         self.client.log_batch(self.parent_run_id, metrics=metrics, params=params)
-        self.client.log_text(self.parent_run_id, trials_csv(summary["trials"]), "trials.csv")
+        self.client.log_text(self.parent_run_id, self._redact(trials_csv(summary["trials"])),
+                             "trials.csv")
         self.client.set_terminated(self.parent_run_id, status)
 
     def mark_killed(self) -> None:
@@ -317,7 +319,9 @@ class MLflowTracking(Callback):
                     input_example=example,
                     pip_requirements=_requirements(),
                 )
-            self.client.log_artifacts(run_id, str(Path(folder, "policy")), "policy")
+            secrets = secret_values(self.sweep_params)
+            with redacted_copy(Path(folder, "policy"), secrets) as policy:
+                self.client.log_artifacts(run_id, str(policy), "policy")
 
 
 @contextlib.contextmanager
