@@ -21,7 +21,7 @@ from tune_rl.networks import NoisyLinear
 from tune_rl.presets import PRESETS
 
 DQN_FAMILY = [name for name, preset in PRESETS.items() if preset.is_dqn]
-OBS = gym.spaces.Box(0.0, 1.0, (84, 84, 4), np.float32)
+OBS = gym.spaces.Box(0, 255, (84, 84, 4), np.uint8)  # as the env gives them (envs.py)
 ACTIONS = gym.spaces.Discrete(4)
 
 
@@ -42,7 +42,8 @@ def linear_sizes(head) -> list[tuple[int, int]]:
 
 def batch(n: int = 8, seed: int = 0) -> dict:
     generator = torch.Generator().manual_seed(seed)
-    return {"obs": torch.rand((n, 84, 84, 4), generator=generator)}
+    return {"obs": torch.randint(0, 256, (n, 84, 84, 4), generator=generator,
+                                 dtype=torch.uint8)}
 
 
 def test_noisy_presets_have_noisy_layers_and_plain_dqn_has_none():
@@ -177,3 +178,11 @@ def test_list_shows_each_presets_components_and_real_layers(capsys):
     assert "noisy True" in rainbow and "vf.layers.1: NoisyLinear(512->51)" in rainbow
     assert "noisy False" in dqn and "NoisyLinear" not in dqn
     assert "af.layers.0: Linear(3136->512)" in dqn
+
+
+def test_uint8_frames_are_scaled_like_float_frames():
+    module = build_module("DQN")
+    frames = batch()
+    scaled = {"obs": frames["obs"].float() / 255.0}
+    assert torch.allclose(module.compute_q_values(frames)["qf_preds"],
+                          module.compute_q_values(scaled)["qf_preds"])

@@ -30,10 +30,14 @@ def test_single_frames_for_connector_stacking():
     assert env.unwrapped.get_action_meanings()[1] == "FIRE"
 
 
-def test_stacked_frames_for_dqn():
+def test_stacked_frames_for_dqn_are_uint8_and_shift_by_one_frame():
+    """uint8 keeps the replay buffer at 28 KB per observation (float32: 113 KB)."""
     env = make_breakout({"stack_frames_in_env": True})
-    obs, _, _ = play(env, 10)
-    assert obs.shape == (84, 84, 4) and env.observation_space.contains(obs)
+    obs, _ = env.reset(seed=0)
+    next_obs, *_ = env.step(0)
+    assert obs.shape == (84, 84, 4) and obs.dtype == np.uint8 and obs.nbytes == 28224
+    assert env.observation_space.contains(next_obs)
+    assert np.array_equal(next_obs[..., :3], obs[..., 1:])
 
 
 def test_rewards_are_clipped_while_the_real_score_is_kept():

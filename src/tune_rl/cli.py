@@ -148,6 +148,7 @@ def resume_command(argv: list[str], name: str) -> str:
 
 
 def _cmd_list() -> int:
+    from tune_rl.config import describe_network
     from tune_rl.envs import ENVS
     from tune_rl.presets import PRESETS
     from tune_rl.spaces import load_space, space_summary
@@ -157,6 +158,13 @@ def _cmd_list() -> int:
         spec_file = default_spec_file(name)
         print(f"{name}  (RLlib {preset.rllib_algo})  sweep file: "
               f"{spec_file.relative_to(SWEEPS_DIR.parent) if spec_file.exists() else 'none'}")
+        if preset.is_dqn:
+            print("  components: " + ", ".join(f"{k} {v}" for k, v in preset.components().items()))
+        network = describe_network(preset, ENVS["breakout"])
+        print(f"  network on breakout ({network['parameters']:,} parameters):")
+        for layer in network["layers"]:
+            print(f"    {layer}")
+        print("  search space:")
         for param, domain in space_summary(load_space(preset, ENVS["breakout"])).items():
             print(f"    {param:28s} {domain}")
     print("\nEnvs: " + ", ".join(f"{e.name} ({e.description})" for e in ENVS.values()))

@@ -7,8 +7,9 @@ frame-stacking connectors, as in those examples. The DQN family cannot do
 that on Ray 2.60: its episode replay buffers keep no lookback
 (prioritized_episode_buffer.py: "TODO (sven): Support lookback buffers"), so
 the learner-side connector has no earlier frames to stack and fails. For DQN
-the env stacks the frames itself, so a full 60000-step replay buffer takes
-about 6.8 GB (float32; RLlib's CNN encoder takes no other dtype).
+the env stacks the frames itself, as uint8: a full 60000-step replay buffer
+takes about 1.7 GB (28 KB per transition; each observation is kept once, the
+next one being the following step of the same episode).
 
 Rewards are clipped to [-1, 1] for learning, as DeepMind did; the real game
 score of each episode is reported separately as `game_score` by
@@ -84,17 +85,28 @@ class FireOnLifeLoss(gym.Wrapper):
 
 
 class StackFrames(gym.Wrapper):
-    """The last `k` 84x84 frames on the channel axis, scaled to [0, 1]."""
+    """The last `k` 84x84 frames on the channel axis.
 
-    def __init__(self, env: gym.Env, k: int):
+    As uint8 (0-255, what ALE gives) for the DQN family, whose replay buffer
+    keeps every observation: 28 KB per transition instead of float32's
+    113 KB. Its network scales them to [0, 1] itself (networks.py). As
+    float32 in [0, 1] for the others, whose RLlib modules take nothing else.
+    """
+
+    def __init__(self, env: gym.Env, k: int, dtype: type = np.float32):
         super().__init__(env)
         self._k = k
         self._frames: deque = deque(maxlen=k)
+        self._dtype = np.dtype(dtype)
         h, w, _ = env.observation_space.shape
-        self.observation_space = gym.spaces.Box(0.0, 1.0, (h, w, k), np.float32)
+        high = 255 if self._dtype == np.uint8 else 1.0
+        self.observation_space = gym.spaces.Box(0, high, (h, w, k), self._dtype)
 
     def _stacked(self) -> np.ndarray:
-        return (np.concatenate(self._frames, axis=-1) / 255.0).astype(np.float32)
+        frames = np.concatenate(self._frames, axis=-1)
+        if self._dtype == np.uint8:
+            return frames
+        return (frames / 255.0).astype(self._dtype)
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
@@ -125,7 +137,7 @@ def make_breakout(env_config: dict[str, Any]) -> gym.Env:
     env = FireOnLifeLoss(env)
     env = ClipRewardKeepScore(env)
     if env_config.get("stack_frames_in_env", False):
-        return StackFrames(env, FRAME_STACK)
+        return StackFrames(env, FRAME_STACK, np.uint8)
     return StackFrames(env, 1)
 
 
@@ -142,14 +154,18 @@ def frame_stack_learner(input_observation_space=None, input_action_space=None):
 
 
 class ScoreCallback(RLlibCallback):
-    """Reports the real game score of each finished episode as `game_score`."""
+    """Reports the real game score of each finished episode as `game_score`.
+
+    Logged as a series, one item per game: RLlib clears its windowed means
+    at every iteration, so the trainable keeps the 100-game window itself.
+    """
 
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
         info = episode.get_infos(-1)
         score = info.get(SCORE_KEY) if isinstance(info, dict) else None
         if score is None:  # envs without clipping: the return is the score
             score = episode.get_return()
-        metrics_logger.log_value(SCORE_KEY, float(score), reduce="mean", window=100)
+        metrics_logger.log_value(SCORE_KEY, float(score), reduce="item_series")
 
 
 def _is_number(value: Any) -> bool:

@@ -46,7 +46,8 @@ class NoisyLinear(nn.Module):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         bound = 1.0 / math.sqrt(in_features)
-        self.weight_mu = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
+        self.weight_mu = nn.Parameter(
+            torch.empty(out_features, in_features).uniform_(-bound, bound))
         self.bias_mu = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
         # The paper's initial noise scale: sigma0 / sqrt(fan-in).
         self.weight_sigma = nn.Parameter(torch.full((out_features, in_features), sigma0 * bound))
@@ -143,6 +144,11 @@ class TuneRLDQNModule(DefaultDQNTorchRLModule):
         return super()._forward_train(batch)
 
     def _qf_forward_helper(self, batch, encoder, head) -> dict[str, Any]:
+        obs = batch[Columns.OBS]
+        if obs.dtype == torch.uint8:
+            # Breakout frames as the env and the replay buffer keep them
+            # (envs.py: a quarter of float32's memory), scaled here.
+            batch = {**batch, Columns.OBS: obs.float() / 255.0}
         encoder_outs = encoder(batch)
         features = encoder_outs[ENCODER_OUT]
         actions, atoms = self.action_space.n, self.num_atoms

@@ -44,7 +44,8 @@ ATARI_DQN: dict[str, tuple[Any, str]] = {
                 "Dopamine dqn.gin/rainbow.gin: epsilon_decay_period 250000, epsilon_train 0.01"),
     "num_steps_sampled_before_learning_starts": (
         20_000, "Dopamine dqn.gin/rainbow.gin: min_replay_history 20000"),
-    "target_network_update_freq": (8_000, "Dopamine dqn.gin/rainbow.gin: target_update_period 8000"),
+    "target_network_update_freq": (
+        8_000, "Dopamine dqn.gin/rainbow.gin: target_update_period 8000"),
     "lr": (6.25e-5, "Dopamine rainbow.gin, Hessel et al. 2018: Adam lr 0.0000625"),
     "adam_epsilon": (1.5e-4, "Dopamine rainbow.gin, Hessel et al. 2018: Adam epsilon 0.00015"),
     "gamma": (0.99, "Dopamine dqn.gin/rainbow.gin: gamma 0.99"),

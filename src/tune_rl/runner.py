@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tune_rl.cluster import check_before_connecting, check_storage_is_shared, connect
-from tune_rl.config import REPLAY_PARAMS, TrialSettings
+from tune_rl.config import REPLAY_PARAMS, TrialSettings, describe_network
 from tune_rl.envs import EnvChoice, get_env
 from tune_rl.errors import UsageError
 from tune_rl.presets import PRESETS, Preset
@@ -34,12 +34,26 @@ class SweepPlan:
     space: dict[str, Any]
     settings: TrialSettings
 
+    def _schedules(self) -> dict[str, Any]:
+        """The preset's env-step schedules as this sweep runs them (schedule_scale)."""
+        if not self.preset.is_dqn:
+            return {}
+        from tune_rl.config import build_config
+
+        config = build_config(self.preset, self.env, {}, self.settings)
+        return {"schedule_scale": self.settings.schedule_scale, "epsilon": config.epsilon,
+                "learning_starts": config.num_steps_sampled_before_learning_starts}
+
     def describe(self) -> dict[str, Any]:
         spec = self.spec
         return {
             "sweep": spec.name,
             "algorithm": f"{self.preset.name} (RLlib {self.preset.rllib_algo})",
             "preset": self.preset.training or "RLlib defaults",
+            "preset_sources": self.preset.sources,
+            "components": self.preset.components(),
+            "schedules": self._schedules(),
+            "network": describe_network(self.preset, self.env, settings=self.settings),
             "env": f"{self.env.name}: {self.env.description}",
             "space": space_summary(self.space),
             "search": f"Optuna TPE, seed {spec.seed}, {spec.trials} trials",
@@ -90,6 +104,8 @@ def resolve_plan(spec: SweepSpec) -> SweepPlan:
                                  == "auto" else int(spec.rollout_fragment_length)),
         gpus_per_learner=spec.gpus_per_learner,
         min_env_steps_per_iteration=spec.min_env_steps_per_iteration,
+        schedule_scale=spec.schedule_scale,
+        max_env_steps=spec.max_env_steps,
         evaluation=spec.evaluation,
         env_config=dict(spec.env_config),
         training=dict(spec.training),

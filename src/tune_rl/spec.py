@@ -67,6 +67,9 @@ class SweepSpec:
     cpus_per_env_runner: int = 1
     rollout_fragment_length: str = "auto"  # or an integer; "auto" lets RLlib size it
     gpus_per_learner: float = 0
+    # Multiplies the DQN presets' schedules in env steps (epsilon decay,
+    # learning starts): quick profiles shrink them to their small budgets.
+    schedule_scale: float = 1.0
     env_config: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)  # fixed preset overrides
     storage_path: str = "ray_results"
@@ -101,6 +104,8 @@ class SweepSpec:
         if not 0 <= self.seed < SEED_LIMIT:
             raise UsageError(f"seed must be an integer in [0, {SEED_LIMIT - 1}], got {self.seed}")
         get_env(self.env).check_config(self.env_config)
+        if not 0 < self.schedule_scale <= 1:
+            raise UsageError(f"schedule_scale must be in (0, 1], got {self.schedule_scale}")
         if self.reduction_factor < 2:
             raise UsageError(f"reduction_factor must be >= 2, got {self.reduction_factor}")
         if self.grace_env_steps > self.max_env_steps:
