@@ -10,6 +10,7 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from tune_rl.envs import make_breakout
@@ -98,6 +99,14 @@ def test_best_checkpoint_downloads_and_the_registered_policy_plays(tracked, tmp_
     obs, _ = env.reset(seed=0)
     actions = policy.predict(np.stack([obs, obs]))
     assert actions.shape == (2,) and all(env.action_space.contains(int(a)) for a in actions)
+    # The same greedy actions as the trained module acting on the env's frames.
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from tune_rl.policy import module_path
+
+    module = RLModule.from_checkpoint(module_path(tmp_path / "checkpoint"))
+    direct = module.forward_inference({"obs": torch.as_tensor(np.stack([obs, obs]))})["actions"]
+    assert actions.tolist() == direct.tolist()
 
 
 @pytest.mark.slow

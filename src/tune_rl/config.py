@@ -139,18 +139,28 @@ def describe_network(preset: Preset, env: EnvChoice, params: dict[str, Any] | No
     Read off the built module, not the config: on RLlib's new stack some
     config keys are never read (networks.py), and this is where that shows.
     """
-    import gymnasium as gym
-    import numpy as np
-
     from tune_rl.networks import describe_module
 
     config = build_config(preset, env, params or {}, settings)
     sample_env = env.make({})
     try:
-        spaces = (gym.spaces.Box(-np.inf, np.inf, env.policy_obs_shape, np.float32),
-                  sample_env.action_space)
+        spaces = (policy_observation_space(preset, env), sample_env.action_space)
     finally:
         sample_env.close()
     module = config.get_rl_module_spec(spaces={"default_policy": spaces},
                                        inference_only=False).build()
     return describe_module(module)
+
+
+def policy_observation_space(preset: Preset, env: EnvChoice):
+    """What the trained network takes: for Breakout, four stacked 84x84 frames,
+    uint8 for the DQN family (stacked in the env, envs.py), float32 in [0, 1]
+    for the others (stacked by RLlib's connectors)."""
+    import gymnasium as gym
+    import numpy as np
+
+    if not env.atari:
+        return gym.spaces.Box(-np.inf, np.inf, env.policy_obs_shape, np.float32)
+    if preset.is_dqn:
+        return gym.spaces.Box(0, 255, env.policy_obs_shape, np.uint8)
+    return gym.spaces.Box(0.0, 1.0, env.policy_obs_shape, np.float32)

@@ -2,8 +2,9 @@
 
 The model wraps the RLModule saved in an RLlib checkpoint
 (`learner_group/learner/rl_module/default_policy`). Its input is a batch of
-observations as the module sees them: for Breakout, float32 arrays of shape
-(N, 84, 84, 4), four stacked frames scaled to [0, 1].
+observations as the env gives them with the frames stacked: for Breakout,
+(N, 84, 84, 4) arrays, uint8 for the DQN family and float32 in [0, 1] for
+PPO, IMPALA and APPO (the model's signature says which).
 
     model = mlflow.pyfunc.load_model("models:/breakout-Rainbow_DQN/latest")
     actions = model.predict(observations)   # int64 array of shape (N,)
@@ -33,7 +34,8 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
                 params: dict[str, Any] | None = None) -> np.ndarray:
         import torch
 
-        obs = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
+        # The dtype is the signature's: the DQN network scales uint8 frames itself.
+        obs = torch.as_tensor(np.asarray(model_input))
         with torch.no_grad():
             out = self.module.forward_inference({"obs": obs})
         # DQN modules return greedy "actions"; policy-gradient modules return

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from tune_rl.cluster import check_before_connecting, check_storage_is_shared, connect
-from tune_rl.config import REPLAY_PARAMS, TrialSettings, describe_network
+from tune_rl.config import (
+    REPLAY_PARAMS,
+    TrialSettings,
+    describe_network,
+    policy_observation_space,
+)
 from tune_rl.envs import EnvChoice, get_env
 from tune_rl.errors import UsageError
 from tune_rl.presets import PRESETS, Preset
@@ -323,7 +328,7 @@ def _finish(plan: SweepPlan, results, tracking, concurrency: int) -> dict[str, A
         with spec.storage.local_copy(checkpoint) as folder:
             version = tracking.log_best_policy(summary["best"], folder,
                                                f"{spec.env}-{spec.algo}",
-                                               plan.env.policy_obs_shape)
+                                               policy_observation_space(plan.preset, plan.env))
         summary["best"]["model"] = version and f"models:/{spec.env}-{spec.algo}/{version}"
     tracking.log_plots(optuna_figures(plan.space, summary["trials"]))
     write_summary(summary, spec.storage, spec.name)

@@ -275,7 +275,7 @@ class MLflowTracking(Callback):
 
     # -- the best policy --------------------------------------------------------
     def log_best_policy(self, best: dict[str, Any], checkpoint: str | None, model_name: str,
-                        obs_shape: tuple[int, ...]) -> str | None:
+                        obs_space) -> str | None:
         """Uploads the best trial's checkpoint (a local folder) and registers its
         policy; returns the model version."""
         run_id = self.trial_runs.get(best.get("trial_id", ""))
@@ -283,7 +283,7 @@ class MLflowTracking(Callback):
             return None
         with redacted_copy(checkpoint, secret_values(self.sweep_params)) as folder:
             self.client.log_artifacts(run_id, str(folder), "checkpoint")
-            self._log_policy(run_id, folder, obs_shape)
+            self._log_policy(run_id, folder, obs_space)
         if not self.client.search_registered_models(f"name = '{model_name}'"):
             self.client.create_registered_model(model_name)
         version = self.client.create_model_version(
@@ -293,7 +293,7 @@ class MLflowTracking(Callback):
             RunTag("best_model", f"models:/{model_name}/{version.version}")])
         return version.version
 
-    def _log_policy(self, run_id: str, checkpoint: Path, obs_shape: tuple[int, ...]) -> None:
+    def _log_policy(self, run_id: str, checkpoint: Path, obs_space) -> None:
         import mlflow.pyfunc
         import numpy as np
         from mlflow.models import infer_signature
@@ -304,7 +304,7 @@ class MLflowTracking(Callback):
         # save_model copies the module with a progress bar per file: noise here.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         with tempfile.TemporaryDirectory() as folder:
-            example = np.zeros((1, *obs_shape), dtype=np.float32)
+            example = np.zeros((1, *obs_space.shape), dtype=obs_space.dtype)
             # The example is checked against the signature by running the
             # policy on it. MLflow's logger still advises, at every save, to
             # log models as code rather than pickled objects: ours is a
