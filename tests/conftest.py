@@ -37,6 +37,32 @@ def shared_store(tmp_path_factory):
             "tracking_uri": f"sqlite:///{root / 'mlflow.db'}"}
 
 
+def saved_study(sweep_folder):
+    """The Optuna study of the searcher state Tune saved last in a sweep's
+    folder (searcher-state-<session>.pkl): what --resume restores."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch()
+    searcher.restore_from_dir(str(sweep_folder))
+    return searcher._ot_study  # OptunaSearch keeps it there; there is no public accessor
+
+
+def assert_study_holds(study, trials: list[dict]) -> None:
+    """The study finished exactly the summary's trials, each with its params
+    and its last score (what OptunaSearch is told when a trial ends)."""
+    import json
+
+    import optuna
+
+    def key(params: dict) -> str:
+        return json.dumps(params, sort_keys=True)
+
+    done = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+    studied = {key(t.params): t.value for t in done}
+    assert len(studied) == len(done) == len(trials), done
+    assert studied == pytest.approx({key(t["params"]): t["last_score"] for t in trials})
+
+
 def wait_until_answers(url: str, server, log_path) -> None:
     """Until `url` answers HTTP; bounded by attempts, and by the server dying."""
     import time

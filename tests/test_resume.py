@@ -1,12 +1,14 @@
 """Sweeps survive SIGKILL: resume continues them and loses little.
 
-A real sweep process (PPO on CartPole, checkpoints as often as the budget
-makes them: every tenth of a trial) is killed once its first trial has
-finished and its second is part way, then resumed with --resume; Tune's
-state, the trials' counters and the MLflow runs carry over, the finished
-trial is not run again, the running one loses at most one checkpoint
-interval, and no MLflow metric history goes back in env steps. (Ctrl-C and
-resume: test_cloud_storage.py, on S3.)
+A real sweep process (PPO on CartPole, three trials one at a time,
+checkpoints as often as the budget makes them: every tenth of a trial) is
+killed once its first trial has finished and its second is part way, then
+resumed with --resume; Tune's state, the trials' counters and the MLflow
+runs carry over, the finished trial is not run again, the running one loses
+at most one checkpoint interval, no MLflow metric history goes back in env
+steps, and Optuna, asked for the third trial only after the resume, knows
+the first. (Ctrl-C and resume: test_cloud_storage.py, on S3.) A DQN trial
+restored from its checkpoint keeps its replay buffer.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from conftest import assert_study_holds, saved_study
+
 SPEC = """\
 algo: PPO
 env: cartpole
@@ -28,7 +32,7 @@ evaluation: false
 max_concurrent: 1
 profiles:
   quick:
-    trials: 2
+    trials: 3
     max_env_steps: 8000
     min_env_steps_per_iteration: 400
     grace_env_steps: 8000
@@ -83,10 +87,11 @@ def trials_in_snapshot(sweep: Path) -> int:
 def check_resumed(tmp: Path) -> None:
     sweep = tmp / "ray_results" / "interrupted"
     summary = json.loads((sweep / "summary.json").read_text())
-    assert [t["status"] for t in summary["trials"]] == ["FINISHED", "FINISHED"]
-    # Optuna kept its history: the trial proposed after the resume is new.
-    first, second = (t["params"] for t in summary["trials"])
-    assert first != second
+    assert [t["status"] for t in summary["trials"]] == ["FINISHED"] * 3
+    # Optuna kept its history: the study Tune saved last, whose searcher
+    # proposed the third trial after the resume, holds the first trial,
+    # finished before the kill, with its score.
+    assert_study_holds(saved_study(sweep), summary["trials"])
     # Checkpoints stay bounded by keep_checkpoints (1), resume or not.
     for trial in summary["trials"]:
         assert len(list(Path(trial["path"]).glob("checkpoint_*"))) == 1
@@ -95,7 +100,7 @@ def check_resumed(tmp: Path) -> None:
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
     for child in children:
         for metric in ("env_steps", "score", "episode_return_mean"):
             steps = [m.step for m in client.get_metric_history(child.info.run_id, metric)]
@@ -126,6 +131,7 @@ def test_sigkill_mid_sweep_then_resume_keeps_finished_trials(tmp_path):
         time.sleep(0.1)
     process.kill()
     process.wait(timeout=60)
+    assert trials_in_snapshot(sweep) == 2  # what --resume restores: no third trial yet
     done_before = finished_trials(sweep)
     steps_before = env_steps(sweep)
     assert len(done_before) == 1 and client is not None
@@ -138,9 +144,71 @@ def test_sigkill_mid_sweep_then_resume_keeps_finished_trials(tmp_path):
     steps_after = env_steps(sweep)
     for trial in done_before:  # not re-run
         assert steps_after[trial] == steps_before[trial]
-    assert len(steps_after) == 2
+    assert len(steps_after) == 3  # the third proposed after the resume
     # The killed trial went on from its last checkpoint: it repeated the steps
     # since (check_resumed: MLflow did not log them twice), at most one interval.
     restarted_from = steps_after[running][len(steps_before[running])] - ITERATION
     assert 0 < killed_at - restarted_from <= CHECKPOINT_INTERVAL, (killed_at, restarted_from)
     check_resumed(tmp_path)
+
+
+# Learning after 100 env steps, one result per 100 (25 updates of 32 each).
+DQN_SETTINGS = dict(rollout_fragment_length=4, min_env_steps_per_iteration=100,
+                    schedule_scale=0.005, max_env_steps=1000, evaluation=False)
+
+
+def learner_weights(trial) -> dict:
+    import torch
+
+    state = trial.learner_group.get_weights(["default_policy"])["default_policy"]
+    return {name: torch.as_tensor(value).clone() for name, value in state.items()}
+
+
+def trained(result: dict) -> float:
+    return result["learners"]["default_policy"]["num_module_steps_trained"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["DQN", "DQN_PER"])
+def test_dqn_trial_restored_after_learning_started_keeps_its_replay_buffer(
+        algo, local_ray, tmp_path):
+    """What Tune does on --resume or a retry: a new trial restored from the
+    checkpoint. It goes on learning from the transitions it had, not from the
+    few sampled since the restore (RLlib's new stack checkpoints no buffer)."""
+    import torch
+
+    from tune_rl.config import TrialSettings
+    from tune_rl.envs import ENVS
+    from tune_rl.presets import PRESETS
+    from tune_rl.trainable import make_trainable
+
+    settings = TrialSettings(**DQN_SETTINGS)
+    trial_class = make_trainable(PRESETS[algo], ENVS["breakout"], settings, torch_threads=1)
+    trial = trial_class(config={})
+    assert trial.config.num_steps_sampled_before_learning_starts == 100
+    for _ in range(2):
+        result = trial.train()
+    assert trained(result) > 0  # learning has started
+    buffer = trial.local_replay_buffer
+    stored, sampled = len(buffer), buffer.get_sampled_timesteps()
+    assert stored == result["num_env_steps_sampled_lifetime"] == 200
+    beta = getattr(buffer, "beta", None)
+    saved = trial.save(str(tmp_path / "checkpoint"))
+    weights = learner_weights(trial)
+    trial.stop()
+
+    restored = trial_class(config={})
+    restored.restore(saved)
+    buffer = restored.local_replay_buffer
+    assert len(buffer) == stored and buffer.get_sampled_timesteps() == sampled
+    assert getattr(buffer, "beta", None) == beta  # PER: beta's annealing goes on
+    after_restore = learner_weights(restored)
+    assert all(torch.equal(after_restore[k], weights[k]) for k in weights)
+
+    result = restored.train()
+    assert result["num_env_steps_sampled_lifetime"] == 300
+    assert len(restored.local_replay_buffer) == stored + 100  # added to, not refilled
+    assert trained(result) > 0
+    changed = learner_weights(restored)
+    assert any(not torch.equal(changed[k], weights[k]) for k in weights)
+    restored.stop()

@@ -109,11 +109,13 @@ def _redacted_bytes(data: bytes, secrets: list[str]) -> bytes | None:
 
 
 @contextlib.contextmanager
-def redacted_copy(folder: str | Path, secrets: list[str]) -> Iterator[Path]:
+def redacted_copy(folder: str | Path, secrets: list[str],
+                  leave_out: tuple[str, ...] = ()) -> Iterator[Path]:
     """`folder`, or where it holds a secret a redacted copy of it.
 
     A file whose secret cannot be removed is left out of the copy, with a warning:
-    an incomplete checkpoint in MLflow is better than a leaked secret.
+    an incomplete checkpoint in MLflow is better than a leaked secret. Files
+    named in `leave_out` are not in the copy either, and not read.
     """
     folder = Path(folder)
     needles = [s.encode() for s in secrets]
@@ -122,14 +124,16 @@ def redacted_copy(folder: str | Path, secrets: list[str]) -> Iterator[Path]:
         data = path.read_bytes()
         return any(n in data for n in needles)
 
-    found = [p.relative_to(folder) for p in sorted(folder.rglob("*"))
-             if p.is_file() and needles and holds_secret(p)]
-    if not found:
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file()]
+    left_out = [p for p in files if p.name in leave_out]
+    found = [p.relative_to(folder) for p in files
+             if p.name not in leave_out and needles and holds_secret(p)]
+    if not found and not left_out:
         yield folder
         return
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp, folder.name)
-        shutil.copytree(folder, copy)
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(*leave_out))
         for name in found:
             path = copy / name
             data = _redacted_bytes(path.read_bytes(), secrets)

@@ -33,7 +33,14 @@ from ray.tune import Callback
 
 from tune_rl.redaction import redact, redacted_copy, secret_values
 from tune_rl.storage import StoredFile
-from tune_rl.trainable import DIVERGED, ENV_STEPS, EVAL_SCORE, SCORE, lookup
+from tune_rl.trainable import (
+    DIVERGED,
+    ENV_STEPS,
+    EVAL_SCORE,
+    REPLAY_BUFFER_FILE,
+    SCORE,
+    lookup,
+)
 
 # result path -> metric name in MLflow
 METRICS = {
@@ -281,7 +288,10 @@ class MLflowTracking(Callback):
         run_id = self.trial_runs.get(best.get("trial_id", ""))
         if run_id is None or not checkpoint or not Path(checkpoint).is_dir():
             return None
-        with redacted_copy(checkpoint, secret_values(self.sweep_params)) as folder:
+        # The DQN family's replay buffer (up to 1.7 GB, trainable.py) serves
+        # resuming the trial, not using its policy: it stays in the sweep's folder.
+        with redacted_copy(checkpoint, secret_values(self.sweep_params),
+                           leave_out=(REPLAY_BUFFER_FILE,)) as folder:
             self.client.log_artifacts(run_id, str(folder), "checkpoint")
             self._log_policy(run_id, folder, obs_space)
         if not self.client.search_registered_models(f"name = '{model_name}'"):
