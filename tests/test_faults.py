@@ -30,13 +30,15 @@ SECRET = "s3cr3t-7f9a2b"
 
 
 class CrashingCartPole(gym.Wrapper):
-    def __init__(self, env, crash: bool):
+    def __init__(self, env, crash: bool, crash_log: Path):
         super().__init__(env)
-        self.crash, self.steps = crash, 0
+        self.crash, self.steps, self.crash_log = crash, 0, crash_log
 
     def step(self, action):
         self.steps += 1
         if self.crash and self.steps > 300:
+            with open(self.crash_log, "a") as f:  # one line per attempt of the trial
+                f.write(f"{Path.cwd().name}\n")
             raise RuntimeError("simulated env crash after 300 steps")
         return self.env.step(action)
 
@@ -51,7 +53,8 @@ def make_crashing_cartpole(env_config) -> gym.Env:
             f.write(trial)
     except FileExistsError:
         pass
-    return CrashingCartPole(gym.make("CartPole-v1"), claim.read_text() == trial)
+    return CrashingCartPole(gym.make("CartPole-v1"), claim.read_text() == trial,
+                            claim.with_name("crashes"))
 
 
 def is_text(value) -> bool:
@@ -89,7 +92,7 @@ def crashed_sweep(local_ray, crashing_env, tmp_path_factory):
 
 @pytest.mark.slow
 def test_crashing_trial_is_retried_then_failed_while_the_other_finishes(crashed_sweep):
-    summary, spec, _ = crashed_sweep
+    summary, spec, root = crashed_sweep
     statuses = sorted(t["status"] for t in summary["trials"])
     assert statuses == ["FAILED", "FINISHED"]
     assert summary["succeeded"] == 1 and summary["failed"] == 1
@@ -102,9 +105,13 @@ def test_crashing_trial_is_retried_then_failed_while_the_other_finishes(crashed_
     failed = next(c for c in children if c.info.status == "FAILED")
     error = Path(client.download_artifacts(failed.info.run_id, "error.txt")).read_text()
     assert "simulated env crash" in error
-    # Retried once (max_failures=1) before giving up.
+    # Retried once (max_failures=1) before giving up: two attempts, each
+    # crashed once (the env's own count), and Tune recorded two failures.
     trial = next(t for t in summary["trials"] if t["status"] == "FAILED")
-    assert (Path(trial["path"]) / "error.txt").read_text().count("simulated env crash") >= 1
+    crashes = (root / "crashes").read_text().splitlines()
+    assert crashes == [trial["trial"]] * (spec.max_failures + 1) == [trial["trial"]] * 2
+    tune_errors = (Path(trial["path"]) / "error.txt").read_text()
+    assert tune_errors.count("Failure # ") == 2, tune_errors[-2000:]
 
 
 @pytest.mark.slow
