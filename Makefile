@@ -37,7 +37,7 @@ SWEEP_FLAGS = --profile $(PROFILE) \
 	$(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI)) \
 	$(if $(ADDRESS),--address $(ADDRESS)) $(ARGS)
 
-.PHONY: install chromium sweep submit dry-run list test lint bench mlflow-ui clean
+.PHONY: install chromium sweep submit dry-run list test lint bench bench-quick mlflow-ui clean
 
 install: $(STAMP)
 
@@ -85,8 +85,13 @@ test: install chromium
 lint: install
 	$(BIN)/ruff check src tests search_spaces benchmarks
 
+# Speed figures -> benchmarks/results/latest.json and latest.md (full: about
+# an hour on 2 cores; quick: about 5 minutes, same keys, smaller samples).
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+bench-quick: install
+	$(BIN)/python benchmarks/run.py --quick
 
 # The MLflow UI over the embedded store, on loopback only. MLflow 3 opens an
 # experiment on its GenAI overview: the links printed first open the runs.

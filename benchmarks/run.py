@@ -1,83 +1,189 @@
-"""`make bench`: the speed figures the README quotes, measured on this machine.
+"""`make bench` (and `make bench-quick`): tune-rl's speed on this machine.
 
-Writes benchmarks/results.json. Each figure is a rate over a fixed amount of
-work, so tests never need to assert on speed.
+Writes benchmarks/results/latest.json and latest.md: the machine, the
+versions, and each figure with what it is compared to, measured in the same
+run, the ratio and the target from issue 11. `--quick` measures the same
+keys over smaller samples (about 5 minutes on 2 cores). Tests run the
+plumbing with tiny amounts (`--tiny`); speed is never asserted anywhere.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import os
 import platform
-import tempfile
+import statistics
+import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
-OUT = Path(__file__).with_name("results.json")
+sys.path.insert(0, str(Path(__file__).parent))
+import measure  # noqa: E402
+
+RESULTS = Path(__file__).with_name("results")
+
+# Work per figure: full, quick (<= 5 min on 2 cores), tiny (tests: plumbing only).
+SIZES = {
+    "full": dict(env=20000, sample=4000, learn=2000, updates=50, replay=4000, results=300,
+                 ppo=20000, rainbow=3000, concurrent=(1, 2), search_seeds=3,
+                 search_trials=8, search_steps=30000),
+    "quick": dict(env=4000, sample=1000, learn=512, updates=10, replay=1000, results=100,
+                  ppo=4000, rainbow=1000, concurrent=(1, 2), search_seeds=1,
+                  search_trials=3, search_steps=12000),
+    "tiny": dict(env=64, sample=64, learn=64, updates=2, replay=64, results=5, ppo=512,
+                 rainbow=256, concurrent=(1,), search_seeds=1, search_trials=1,
+                 search_steps=1000),
+}
+# PPO's batch must fit the budget: a result every batch.
+PPO_TRAINING = {"train_batch_size_per_learner": 1000}
 
 
-def breakout_steps_per_s(steps: int = 3000) -> float:
-    from tune_rl.envs import make_breakout
-
-    env = make_breakout({})
-    env.reset(seed=0)
-    env.action_space.seed(0)
-    start = time.perf_counter()
-    for _ in range(steps):
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        if terminated or truncated:
-            env.reset()
-    return steps / (time.perf_counter() - start)
+def figure(value, unit, reference=None, reference_name="", target=None, target_text="",
+           higher_is_better=True) -> dict:
+    ratio = value / reference if reference else None
+    met = None
+    if target is not None:
+        compared = ratio if ratio is not None else value
+        met = compared >= target if higher_is_better else compared <= target
+    return {"value": _round(value), "unit": unit, "compared_to": reference_name or None,
+            "reference": _round(reference), "ratio": _round(ratio), "target": target_text or None,
+            "met": met}
 
 
-class BenchTrial:
-    """The parts of a Tune trial that the tracking callback reads."""
-
-    trial_id = "bench0001"
-    config = {"lr": 1e-4, "conv_filters": "nature", "target_network_update_freq": 500}
-    error_file = None
-    last_result: dict = {}
-
-    def __str__(self) -> str:
-        return "DQN_bench0001"
+def _round(x):
+    return None if x is None else (x if not isinstance(x, float) or math.isinf(x)
+                                   else round(x, 3 if abs(x) < 10 else 1))
 
 
-def mlflow_ms_per_result(results: int = 200) -> float:
-    """Our tracking callback's cost per trial result on the embedded SQLite store."""
-    from tune_rl.tracking import MLflowTracking
+def measure_all(size: dict) -> dict:
+    import ray
 
-    with tempfile.TemporaryDirectory() as folder:
-        tracking = MLflowTracking(f"sqlite:///{folder}/mlflow.db", "bench", "bench-sweep",
-                                  {"algo": "DQN"}, {"algorithm": "DQN", "env": "breakout"})
-        tracking.start_sweep()
-        trial = BenchTrial()
-        tracking.on_trial_start(0, [], trial)
-        result = {"score": 1.0, "num_env_steps_sampled_lifetime": 0, "training_iteration": 0,
-                  "time_this_iter_s": 1.0,
-                  "env_runners": {"episode_return_mean": 1.0, "episode_return_min": 0.0,
-                                  "episode_return_max": 3.0, "episode_len_mean": 200.0,
-                                  "num_env_steps_sampled": 1000},
-                  "learners": {"default_policy": {"total_loss": 0.5, "qf_loss": 0.4}}}
-        start = time.perf_counter()
-        for i in range(results):
-            result["num_env_steps_sampled_lifetime"] = 1000 * i
-            result["training_iteration"] = i
-            tracking.on_trial_result(i, [], trial, result)
-        return 1000 * (time.perf_counter() - start) / results
+    figures: dict[str, dict] = {}
+    raw = measure.raw_ale_steps_per_s(size["env"])
+    figures["env_raw_ale_steps_per_s"] = figure(raw, "agent steps/s")
+    figures["env_wrapped_steps_per_s"] = figure(
+        measure.wrapped_env_steps_per_s(size["env"]), "agent steps/s", raw, "raw ALE")
+    figures["env_ale_vector_8_steps_per_s"] = figure(
+        measure.vector_env_steps_per_s(size["env"]), "agent steps/s", raw, "raw ALE")
+    figures["mlflow_ms_per_result"] = figure(measure.mlflow_ms_per_result(size["results"]),
+                                             "ms per trial result (SQLite)")
+    plain_ms = measure.plain_pytorch_rainbow_update_ms(size["updates"])
+    figures["rainbow_update_plain_pytorch_ms"] = figure(plain_ms, "ms per update of 32")
+    bound = 1000 * measure.ENV_STEPS_PER_UPDATE / plain_ms
+
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)
+    try:
+        for envs in (1, 8):
+            figures[f"dqn_sampling_{envs}_env_steps_per_s"] = figure(
+                measure.dqn_sampling_steps_per_s(envs, size["sample"]), "env steps/s", raw,
+                "raw ALE", 0.5, ">= 0.5 of raw ALE")
+        rainbow = measure.rainbow_learning(size["learn"])
+        figures["rainbow_update_rllib_ms"] = figure(
+            rainbow["update_ms"], "ms per update of 32", plain_ms, "plain PyTorch update",
+            1 / 0.6, "<= 1/0.6 of plain PyTorch", higher_is_better=False)
+        figures["rainbow_learning_env_steps_per_s"] = figure(
+            rainbow["env_steps_per_s"], "env steps/s", bound,
+            "plain-PyTorch bound (4 env steps per update)", 0.6, ">= 0.6 of the bound")
+        figures["replay_bytes_per_transition"] = figure(
+            measure.replay_bytes_per_transition(size["replay"]), "bytes", target=30_000,
+            target_text="<= 30 KB", higher_is_better=False)
+        for algo, steps, training in (("PPO", size["ppo"], PPO_TRAINING),
+                                      ("Rainbow_DQN", size["rainbow"], {})):
+            bare = measure.bare_loop_env_steps_per_s(algo, steps, 1000 if algo == "PPO" else 256,
+                                                     training)
+            swept = measure.sweep_trial(algo, steps, 1000 if algo == "PPO" else 256, training)
+            key = algo.lower()
+            figures[f"{key}_bare_rllib_env_steps_per_s"] = figure(bare, "env steps/s")
+            figures[f"{key}_sweep_trial_env_steps_per_s"] = figure(
+                swept["per_trial_env_steps_per_s"], "env steps/s", bare, "bare RLlib loop",
+                0.95, "overhead <= 5% (ratio >= 0.95)")
+            figures[f"{key}_sweep_startup_to_first_result_s"] = figure(swept["startup_s"], "s")
+    finally:
+        ray.shutdown()
+    one = None
+    for processes in size["concurrent"]:
+        total = measure.concurrent_rainbow_steps_per_s(processes, size["learn"])
+        one = one or total
+        figures[f"rainbow_{processes}_concurrent_total_env_steps_per_s"] = figure(
+            total, "env steps/s", one, "one trial alone")
+    figures.update(search_efficiency(size))
+    return figures
 
 
-def main() -> None:
-    figures = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-        "breakout_env_steps_per_s": round(breakout_steps_per_s(), 1),
-        "mlflow_ms_per_trial_result_sqlite": round(mlflow_ms_per_result(), 2),
-        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    OUT.write_text(json.dumps(figures, indent=2) + "\n")
-    print(json.dumps(figures, indent=2))
-    print(f"written to {OUT}")
+def search_efficiency(size: dict) -> dict:
+    import ray
+
+    out = {}
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)
+    try:
+        spent = {}
+        for search, stopping in (("tpe", "asha"), ("random", "none")):
+            spent[search] = statistics.median(
+                measure.env_steps_to_reach(search, stopping, seed, size["search_trials"],
+                                           size["search_steps"])
+                for seed in range(size["search_seeds"]))
+    finally:
+        ray.shutdown()
+    out["search_random_no_stopping_env_steps_to_450"] = figure(
+        spent["random"], "env steps (all trials), CartPole PPO")
+    out["search_tpe_asha_env_steps_to_450"] = figure(
+        spent["tpe"], "env steps (all trials), CartPole PPO",
+        spent["random"] if math.isfinite(spent["random"]) else None,
+        "random search without stopping", 1.0, "<= random (ratio <= 1)", higher_is_better=False)
+    return out
+
+
+def machine() -> dict:
+    import torch
+
+    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "python": platform.python_version(),
+            "versions": {p: version(p) for p in ("ray", "torch", "ale-py", "optuna", "mlflow")}}
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# tune-rl benchmark ({report['size']})", "",
+             f"Measured {report['measured_at']} on {report['machine']['cpus']} CPUs, "
+             f"GPU: {report['machine']['gpu'] or 'none'}; "
+             + ", ".join(f"{k} {v}" for k, v in report["machine"]["versions"].items()) + ".",
+             "", "| figure | value | unit | compared to | ratio | target | met |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, f in report["figures"].items():
+        met = {True: "yes", False: "no", None: ""}[f["met"]]
+        compared = f"{f['compared_to']} ({f['reference']})" if f["compared_to"] else ""
+        lines.append(f"| {name} | {f['value']} | {f['unit']} | {compared} | "
+                     f"{f['ratio'] if f['ratio'] is not None else ''} | {f['target'] or ''} "
+                     f"| {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_const", const="quick", dest="size")
+    parser.add_argument("--tiny", action="store_const", const="tiny", dest="size",
+                        help="the plumbing only, for tests: the figures mean nothing")
+    parser.add_argument("--out", default=str(RESULTS), help="folder for latest.json/.md")
+    args = parser.parse_args(argv)
+    size = args.size or "full"
+    start = time.time()
+    report = {"size": size, "machine": machine(), "figures": measure_all(SIZES[size])}
+    report["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    report["duration_s"] = round(time.time() - start)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "latest.md").write_text(markdown(report))
+    print(markdown(report))
+    print(f"written to {out / 'latest.json'} and {out / 'latest.md'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

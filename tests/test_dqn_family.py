@@ -76,6 +76,24 @@ def test_noise_explores_in_exploration_and_is_off_in_evaluation():
     assert build_config(PRESETS["Rainbow_DQN"], ENVS["breakout"], {}).epsilon == 0.0
 
 
+def test_noisy_layer_is_the_papers_factorised_gaussian():
+    """y = x (mu + sigma * f(eps_out) f(eps_in)^T)^T + mu_b + sigma_b * f(eps_out)."""
+    layer = NoisyLinear(5, 3, sigma0=0.5)
+    with torch.no_grad():
+        layer.weight_sigma.uniform_(0.1, 1.0)
+        layer.bias_sigma.uniform_(0.1, 1.0)
+    x = torch.randn(4, 5)
+    torch.manual_seed(7)
+    y = layer(x)
+    torch.manual_seed(7)
+    f_in = NoisyLinear._scaled_noise(5, x.device)
+    f_out = NoisyLinear._scaled_noise(3, x.device)
+    weight = layer.weight_mu + layer.weight_sigma * torch.outer(f_out, f_in)
+    bias = layer.bias_mu + layer.bias_sigma * f_out
+    assert torch.allclose(y, x @ weight.T + bias, atol=1e-6)
+    assert torch.equal(layer(x, noise=False), x @ layer.weight_mu.T + layer.bias_mu)
+
+
 def test_every_dqn_preset_has_natures_hidden_layer_and_encoder():
     for name in DQN_FAMILY:
         module = build_module(name)
@@ -134,6 +152,9 @@ def test_each_dqn_preset_takes_real_gradient_steps_on_breakout(local_ray, name):
         assert math.isfinite(learner["qf_loss"]) and math.isfinite(learner["total_loss"])
         assert learner["num_module_steps_trained"] > 0
         assert not torch.equal(before, flat_weights(algo)), "no weight changed"
+        # DQNConfig's adam_epsilon reaches Adam (RLlib's own learner drops it).
+        optimizer = algo.learner_group._learner.get_optimizer()
+        assert optimizer.defaults["eps"] == algo.config.adam_epsilon
         buffer = algo.local_replay_buffer
         if PRESETS[name].prioritized_replay:
             # beta anneals from 0.5 towards 1 over the trial's 192 env steps.

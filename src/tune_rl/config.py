@@ -19,6 +19,7 @@ from tune_rl.envs import (
     frame_stack_env_to_module,
     frame_stack_learner,
 )
+from tune_rl.learner import TuneRLDQNLearner
 from tune_rl.networks import TuneRLDQNModule
 from tune_rl.presets import CONV_FILTERS, EVALUATION, SCHEDULED, Preset
 
@@ -80,6 +81,7 @@ def build_config(
         model["head_fcnet_hiddens"] = list(training.pop("hiddens", []))
         model["noisy"] = bool(training.get("noisy", False))
         module_spec = RLModuleSpec(module_class=TuneRLDQNModule)
+        training["learner_class"] = TuneRLDQNLearner
         buffer = training.get("replay_buffer_config", {})
         if "Prioritized" in str(buffer.get("type")):
             buffer["beta_anneal_env_steps"] = settings.max_env_steps
@@ -103,6 +105,11 @@ def build_config(
             num_gpus_per_learner=settings.gpus_per_learner,
             learner_connector=frame_stack_learner if stack_in_connectors else None,
         )
+        # RLlib's default scans every gradient for NaN before each step (and
+        # zeroes it, hiding a diverging trial): about 40 ms of Rainbow's update
+        # on CPU. The trainable watches losses, gradient norm and weights
+        # instead and stops a diverged trial (trainable.py).
+        .framework(torch_skip_nan_gradients=True)
         .training(**training)
         .rl_module(rl_module_spec=module_spec, model_config=model)
         .callbacks(ScoreCallback)

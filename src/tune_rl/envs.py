@@ -28,11 +28,6 @@ import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.connectors.env_to_module.frame_stacking import FrameStackingEnvToModule
 from ray.rllib.connectors.learner.frame_stacking import FrameStackingLearner
-from ray.rllib.env.wrappers.atari_wrappers import (
-    MaxAndSkipEnv,
-    NoopResetEnv,
-    WarpFrame,
-)
 from ray.tune.registry import register_env
 
 from tune_rl.errors import UsageError, unknown
@@ -125,15 +120,19 @@ def make_breakout(env_config: dict[str, Any]) -> gym.Env:
     gym.register_envs(ale_py)
     env = gym.make(
         "ALE/Breakout-v5",
-        frameskip=1,  # the skip happens in MaxAndSkipEnv, with max-pooling
+        obs_type="grayscale",
+        frameskip=1,  # the skip happens in AtariPreprocessing, with max-pooling
         # v5's sticky actions (0.25) unless the spec overrides them.
         repeat_action_probability=env_config.get("repeat_action_probability", 0.25),
         full_action_space=False,
         max_num_frames_per_episode=env_config.get("max_frames_per_episode", 108_000),
     )
-    env = WarpFrame(env, dim=84, grayscale=True)
-    env = MaxAndSkipEnv(env, skip=4)
-    env = NoopResetEnv(env, noop_max=30)
+    # DeepMind's preprocessing in one wrapper: up to 30 no-ops at reset, 4
+    # frames per step, the max of the last two screens, one resize to 84x84.
+    # It reads only those two screens (grayscale) from ALE, where RLlib's
+    # WarpFrame + MaxAndSkipEnv resized every frame: a third of the env's time.
+    env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84,
+                                          grayscale_obs=True, grayscale_newaxis=True)
     env = FireOnLifeLoss(env)
     env = ClipRewardKeepScore(env)
     if env_config.get("stack_frames_in_env", False):

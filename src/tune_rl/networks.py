@@ -59,13 +59,15 @@ class NoisyLinear(nn.Module):
         return x.sign() * x.abs().sqrt()
 
     def forward(self, x: torch.Tensor, noise: bool = True) -> torch.Tensor:
+        mean = nn.functional.linear(x, self.weight_mu, self.bias_mu)
         if not noise:
-            return nn.functional.linear(x, self.weight_mu, self.bias_mu)
+            return mean
         eps_in = self._scaled_noise(self.in_features, x.device)
         eps_out = self._scaled_noise(self.out_features, x.device)
-        weight = self.weight_mu + self.weight_sigma * torch.outer(eps_out, eps_in)
-        bias = self.bias_mu + self.bias_sigma * eps_out
-        return nn.functional.linear(x, weight, bias)
+        # x (mu + sigma * outer(eps_out, eps_in))^T, without building the
+        # noisy weight matrix: ((x * eps_in) sigma^T) * eps_out.
+        noise_part = nn.functional.linear(x * eps_in, self.weight_sigma) * eps_out
+        return mean + noise_part + self.bias_sigma * eps_out
 
 
 class QHead(nn.Module):

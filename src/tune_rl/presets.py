@@ -50,6 +50,10 @@ ATARI_DQN: dict[str, tuple[Any, str]] = {
     "adam_epsilon": (1.5e-4, "Dopamine rainbow.gin, Hessel et al. 2018: Adam epsilon 0.00015"),
     "gamma": (0.99, "Dopamine dqn.gin/rainbow.gin: gamma 0.99"),
     "train_batch_size": (32, "Dopamine dqn.gin/rainbow.gin: batch_size 32"),
+    # RLlib's ratio of env steps trained to env steps sampled: one batch of 32
+    # per 4 env steps, whatever the number of envs and env runners (without
+    # it, more envs would silently lower the replay ratio).
+    "training_intensity": (8, "Dopamine dqn.gin/rainbow.gin: update_period 4, batch_size 32"),
     "hiddens": ([512], "Mnih et al. 2015: one 512-unit hidden layer after the convolutions"),
     # Dopamine keeps 1,000,000 transitions; at today's float32 stacked frames
     # (113 KB each, envs.py) that is 113 GB, so the notebook's PER capacity

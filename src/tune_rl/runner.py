@@ -25,6 +25,7 @@ from tune_rl.config import (
 from tune_rl.envs import EnvChoice, get_env
 from tune_rl.errors import UsageError
 from tune_rl.presets import PRESETS, Preset
+from tune_rl.search import SCHEDULERS, SEARCHERS, make_scheduler, make_searcher
 from tune_rl.spaces import check_space, load_space, space_summary
 from tune_rl.spec import SweepSpec
 from tune_rl.storage import StoredFile, check_reachable, is_uri
@@ -61,11 +62,12 @@ class SweepPlan:
             "network": describe_network(self.preset, self.env, settings=self.settings),
             "env": f"{self.env.name}: {self.env.description}",
             "space": space_summary(self.space),
-            "search": f"Optuna TPE, seed {spec.seed}, {spec.trials} trials",
+            "search": f"{SEARCHERS[spec.search]}, seed {spec.seed}, {spec.trials} trials",
             "budget": f"{spec.max_env_steps} env steps per trial, a result every "
                       f">= {spec.min_env_steps_per_iteration} steps",
-            "scheduler": f"ASHA on env steps: grace {spec.grace_env_steps}, "
-                         f"reduction factor {spec.reduction_factor}, max {spec.max_env_steps}",
+            "scheduler": (f"ASHA on env steps: grace {spec.grace_env_steps}, reduction factor "
+                          f"{spec.reduction_factor}, max {spec.max_env_steps}"
+                          if spec.early_stopping == "asha" else SCHEDULERS["none"]),
             "concurrency": spec.max_concurrent or "as many trials as the CPUs allow",
             "checkpoints": f"every {spec.checkpoint_every} iterations and at the end, "
                            f"keep {spec.keep_checkpoints} best per trial",
@@ -260,14 +262,11 @@ def _restored_tuner(plan: SweepPlan, trainable):
 
 
 def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
-    import optuna
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
 
     spec = plan.spec
-    searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=spec.seed))
+    searcher = make_searcher(spec.search, spec.seed)
     return tune.Tuner(
         trainable,
         param_space=plan.space,
@@ -276,12 +275,8 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
             mode="max",
             num_samples=spec.trials,
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
-            scheduler=ASHAScheduler(
-                time_attr=ENV_STEPS,
-                max_t=spec.max_env_steps,
-                grace_period=spec.grace_env_steps,
-                reduction_factor=spec.reduction_factor,
-            ),
+            scheduler=make_scheduler(spec.early_stopping, ENV_STEPS, spec.max_env_steps,
+                                     spec.grace_env_steps, spec.reduction_factor),
             trial_name_creator=partial(trial_name, plan.preset.name),
             trial_dirname_creator=partial(trial_name, plan.preset.name),
         ),

@@ -30,6 +30,7 @@ import yaml
 from tune_rl.envs import get_env
 from tune_rl.errors import UsageError, unknown
 from tune_rl.presets import PRESETS
+from tune_rl.search import SCHEDULERS, SEARCHERS
 from tune_rl.storage import Storage
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +54,8 @@ class SweepSpec:
     min_env_steps_per_iteration: int = 1000  # one reported result per this many steps
     grace_env_steps: int = 5000  # ASHA stops nothing before this many steps
     reduction_factor: int = 2  # ASHA keeps the best 1/reduction_factor at each rung
+    search: str = "tpe"  # what proposes trials: search.SEARCHERS
+    early_stopping: str = "asha"  # what stops them early: search.SCHEDULERS
     max_concurrent: int = 0  # 0: as many as the CPUs (or cluster) allow
     seed: int = 0
     evaluation: bool = True  # the notebook's: every 10 iterations, 3 episodes
@@ -104,6 +107,10 @@ class SweepSpec:
         if not 0 <= self.seed < SEED_LIMIT:
             raise UsageError(f"seed must be an integer in [0, {SEED_LIMIT - 1}], got {self.seed}")
         get_env(self.env).check_config(self.env_config)
+        if self.search not in SEARCHERS:
+            raise unknown("search", self.search, SEARCHERS)
+        if self.early_stopping not in SCHEDULERS:
+            raise unknown("early_stopping", self.early_stopping, SCHEDULERS)
         if not 0 < self.schedule_scale <= 1:
             raise UsageError(f"schedule_scale must be in (0, 1], got {self.schedule_scale}")
         if self.reduction_factor < 2:

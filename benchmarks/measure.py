@@ -1,0 +1,358 @@
+"""One function per figure of `make bench`; each returns plain numbers.
+
+Every figure is a rate over a fixed amount of work (env steps, updates,
+results), so its cost is bounded by the work, and tests run the same
+functions with tiny amounts to check the plumbing, never the speed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+# The DQN family's replay ratio: one update of 32 per 4 env steps (presets.py).
+ENV_STEPS_PER_UPDATE = 4
+
+
+# --- environments -----------------------------------------------------------
+
+def raw_ale_steps_per_s(steps: int) -> float:
+    """ALE Breakout-v5 as ale-py gives it (grayscale, frameskip 4), no wrappers."""
+    import ale_py
+    import gymnasium as gym
+
+    gym.register_envs(ale_py)
+    env = gym.make("ALE/Breakout-v5", obs_type="grayscale", frameskip=4)
+    return _step_rate(env, steps)
+
+
+def wrapped_env_steps_per_s(steps: int) -> float:
+    """tune-rl's Breakout as the DQN family steps it: DeepMind preprocessing,
+    four uint8 frames stacked in the env."""
+    from tune_rl.envs import make_breakout
+
+    return _step_rate(make_breakout({"stack_frames_in_env": True}), steps)
+
+
+def _step_rate(env, steps: int) -> float:
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    rate = steps / (time.perf_counter() - start)
+    env.close()
+    return rate
+
+
+def vector_env_steps_per_s(steps: int, num_envs: int = 8) -> float:
+    """ale-py's AtariVectorEnv: C++ threads, DeepMind preprocessing built in."""
+    from ale_py.vector_env import AtariVectorEnv
+
+    envs = AtariVectorEnv(game="breakout", num_envs=num_envs, stack_num=4,
+                          repeat_action_probability=0.25)
+    envs.reset(seed=0)
+    actions = np.zeros(num_envs, dtype=np.int64)
+    rounds = max(1, steps // num_envs)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        envs.step(actions)
+    rate = rounds * num_envs / (time.perf_counter() - start)
+    envs.close()
+    return rate
+
+
+# --- RLlib trials, outside Tune ---------------------------------------------
+
+def build_dqn(algo: str, envs: int, learning_starts: int, iteration_steps: int):
+    """An RLlib algorithm of a DQN preset, as a sweep builds it, outside Tune."""
+    import torch
+
+    from tune_rl.config import TrialSettings, build_config
+    from tune_rl.envs import ENVS
+    from tune_rl.presets import PRESETS
+
+    torch.set_num_threads(1)  # as a trial runs (spec.torch_threads)
+    ENVS["breakout"].register()
+    settings = TrialSettings(
+        rollout_fragment_length=4, envs_per_env_runner=envs, evaluation=False,
+        min_env_steps_per_iteration=iteration_steps,
+        training={"num_steps_sampled_before_learning_starts": learning_starts})
+    return build_config(PRESETS[algo], ENVS["breakout"], {}, settings).build_algo()
+
+
+def dqn_sampling_steps_per_s(envs: int, steps: int) -> float:
+    """RLlib's DQN sampling into its replay buffer before learning starts."""
+    algo = build_dqn("DQN", envs, learning_starts=10**9, iteration_steps=steps)
+    try:
+        algo.train()  # first iteration: start-up
+        return _train_rate(algo, 1)
+    finally:
+        algo.stop()
+
+
+def _train_rate(algo, iterations: int) -> float:
+    steps0 = algo.metrics.peek(("env_runners", "num_env_steps_sampled_lifetime"), default=0)
+    start = time.perf_counter()
+    for _ in range(iterations):
+        result = algo.train()
+    return (result["num_env_steps_sampled_lifetime"] - steps0) / (time.perf_counter() - start)
+
+
+def rainbow_learning(steps: int, envs: int = 8) -> dict[str, float]:
+    """Rainbow once learning has started: env steps/s and RLlib's update time."""
+    algo = build_dqn("Rainbow_DQN", envs, learning_starts=64, iteration_steps=steps)
+    try:
+        algo.train()  # start-up and the first updates
+        rate = _train_rate(algo, 1)
+        update_s = algo.metrics.peek(("timers", "learner_update_timer"))
+        return {"env_steps_per_s": rate, "update_ms": 1000 * update_s}
+    finally:
+        algo.stop()
+
+
+def replay_bytes_per_transition(steps: int) -> float:
+    """Observation bytes the DQN replay buffer holds per stored transition."""
+    algo = build_dqn("DQN", 8, learning_starts=10**9, iteration_steps=steps)
+    try:
+        algo.train()
+        buffer = algo.local_replay_buffer
+        stored = sum(ep.get_observations().nbytes for ep in buffer.episodes)
+        return stored / buffer.get_num_timesteps()
+    finally:
+        algo.stop()
+
+
+# --- the same Rainbow update in plain PyTorch ---------------------------------
+
+def plain_pytorch_rainbow_update_ms(updates: int) -> float:
+    """One Rainbow update of our network without RLlib: double-Q C51 target,
+    cross-entropy loss weighted by importance weights, backward, fused Adam.
+    This is the bound an RLlib update can approach on the same device."""
+    import gymnasium as gym
+    import torch
+
+    from tune_rl.config import build_config
+    from tune_rl.envs import ENVS
+    from tune_rl.presets import PRESETS
+
+    torch.set_num_threads(1)
+    config = build_config(PRESETS["Rainbow_DQN"], ENVS["breakout"], {})
+    obs_space = gym.spaces.Box(0, 255, (84, 84, 4), np.uint8)
+    module = config.get_rl_module_spec(
+        spaces={"default_policy": (obs_space, gym.spaces.Discrete(4))},
+        inference_only=False).build()
+    module.make_target_networks()  # as RLlib's learner does
+    online = module
+    optimizer = torch.optim.Adam(online.parameters(), lr=6.25e-5, eps=1.5e-4, fused=True)
+    batch, atoms, gamma_n = 32, 51, 0.99**3
+    rng = torch.Generator().manual_seed(0)
+    obs = torch.randint(0, 256, (batch, 84, 84, 4), dtype=torch.uint8, generator=rng)
+    next_obs = torch.randint(0, 256, (batch, 84, 84, 4), dtype=torch.uint8, generator=rng)
+    actions = torch.randint(0, 4, (batch,), generator=rng)
+    rewards = torch.randn(batch, generator=rng).clamp(-1, 1)
+    weights = torch.rand(batch, generator=rng)
+    support = torch.linspace(-10, 10, atoms)
+    delta = 20 / (atoms - 1)
+
+    def update() -> None:
+        out = online.compute_q_values({"obs": torch.cat([obs, next_obs])})
+        logits, next_q = out["qf_logits"][:batch], out["qf_preds"][batch:]
+        with torch.no_grad():
+            target = online.forward_target({"obs": next_obs})
+            best = next_q.argmax(-1)
+            next_probs = target["qf_probs"][torch.arange(batch), best]
+            tz = (rewards[:, None] + gamma_n * support[None]).clamp(-10, 10)
+            b = (tz + 10) / delta
+            lower, upper = b.floor().long(), b.ceil().long()
+            projected = torch.zeros(batch, atoms)
+            projected.scatter_add_(1, lower, next_probs * (upper.float() - b + (lower == upper)))
+            projected.scatter_add_(1, upper, next_probs * (b - lower.float()))
+        log_probs = torch.log_softmax(logits[torch.arange(batch), actions], -1)
+        loss = (-(projected * log_probs).sum(-1) * weights).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    update()
+    start = time.perf_counter()
+    for _ in range(updates):
+        update()
+    return 1000 * (time.perf_counter() - start) / updates
+
+
+# --- sweeps under Tune ------------------------------------------------------------
+
+def sweep_trial(algo: str, steps: int, iteration_steps: int, training: dict | None = None,
+                trials: int = 1) -> dict[str, Any]:
+    """A real `tune-rl sweep` of `trials` trials (all at once), as a user runs
+    it: start-up to first result, per-trial and total env steps/s."""
+    from tune_rl.runner import plan_sweep, run_sweep
+    from tune_rl.spec import load_spec
+
+    with tempfile.TemporaryDirectory() as folder:
+        spec = load_spec(algo, trials=trials, max_env_steps=steps, evaluation=False,
+                         min_env_steps_per_iteration=iteration_steps, grace_env_steps=steps,
+                         max_concurrent=trials, training=training or {},
+                         name=f"bench-{algo}-{trials}", storage_path=f"{folder}/ray_results",
+                         tracking_uri=f"sqlite:///{folder}/mlflow.db")
+        start = time.time()
+        run_sweep(plan_sweep(spec))
+        per_trial = [_result_rate(path) for path in
+                     _result_files(f"{folder}/ray_results/{spec.name}")]
+        first = min(r["first_timestamp"] for r in per_trial)
+    return {"startup_s": first - start,
+            "per_trial_env_steps_per_s": statistics.mean(r["rate"] for r in per_trial),
+            "total_env_steps_per_s": sum(r["rate"] for r in per_trial)}
+
+
+def _result_files(sweep_dir: str) -> list[str]:
+    return [os.path.join(sweep_dir, d, "result.json") for d in os.listdir(sweep_dir)
+            if os.path.isfile(os.path.join(sweep_dir, d, "result.json"))]
+
+
+def _result_rate(path: str) -> dict[str, float]:
+    """Env steps/s between a trial's first and last result, by the wall clock
+    Tune stamped on them (so Tune, MLflow and checkpoints count), at Tune's
+    one-second resolution; never faster than the trainable's own timing."""
+    import json
+
+    with open(path) as f:
+        results = [json.loads(line) for line in f if line.strip()]
+    first, last = results[0], results[-1]
+    steps = last["num_env_steps_sampled_lifetime"] - first["num_env_steps_sampled_lifetime"]
+    busy = last["time_total_s"] - first["time_total_s"]
+    wall = max(last["timestamp"] - first["timestamp"], busy, 1e-9)
+    return {"rate": steps / wall, "first_timestamp": first["timestamp"]}
+
+
+def bare_loop_env_steps_per_s(algo: str, steps: int, iteration_steps: int,
+                              training: dict | None = None) -> float:
+    """The same trial config as `sweep_trial`, trained in a plain loop: no Tune,
+    Optuna, ASHA, MLflow or checkpoints."""
+    import torch
+
+    from tune_rl.runner import resolve_plan
+    from tune_rl.spec import load_spec
+    from tune_rl.trainable import make_trainable
+
+    spec = load_spec(algo, max_env_steps=steps, evaluation=False,
+                     min_env_steps_per_iteration=iteration_steps, training=training or {})
+    plan = resolve_plan(spec)
+    params = {name: _first_value(domain) for name, domain in plan.space.items()}
+    torch.set_num_threads(spec.torch_threads)
+    trial = make_trainable(plan.preset, plan.env, plan.settings, spec.torch_threads)(
+        config=params)
+    try:
+        result = trial.train()
+        steps0, start = result["num_env_steps_sampled_lifetime"], time.perf_counter()
+        while result["num_env_steps_sampled_lifetime"] < steps:
+            result = trial.train()
+        return (result["num_env_steps_sampled_lifetime"] - steps0) / (time.perf_counter() - start)
+    finally:
+        trial.stop()
+
+
+def _first_value(domain) -> Any:
+    from tune_rl.spaces import candidate_values
+
+    return candidate_values("", domain)[0]
+
+
+def concurrent_rainbow_steps_per_s(processes: int, steps: int) -> float:
+    """Aggregate env steps/s of `processes` Rainbow trials learning at once."""
+    code = ("import ray, sys; sys.path.insert(0, 'benchmarks'); import measure; "
+            "ray.init(num_cpus=1, include_dashboard=False, logging_level='ERROR', "
+            "log_to_driver=False); "
+            f"print('RATE', measure.rainbow_learning({steps})['env_steps_per_s'])")
+    runs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                             stderr=subprocess.DEVNULL) for _ in range(processes)]
+    rates = []
+    for run in runs:
+        out, _ = run.communicate()
+        rates += [float(line.split()[1]) for line in out.splitlines() if line.startswith("RATE")]
+    return sum(rates) if len(rates) == processes else math.nan
+
+
+# --- MLflow -----------------------------------------------------------------------
+
+class BenchTrial:
+    """The parts of a Tune trial that the tracking callback reads."""
+
+    trial_id = "bench0001"
+    config = {"lr": 1e-4, "conv_filters": "nature", "target_network_update_freq": 500}
+    error_file = None
+    last_result: dict = {}
+
+    def __str__(self) -> str:
+        return "DQN_bench0001"
+
+
+def mlflow_ms_per_result(results: int) -> float:
+    """Our tracking callback's cost per trial result on the embedded SQLite store."""
+    from tune_rl.tracking import MLflowTracking
+
+    with tempfile.TemporaryDirectory() as folder:
+        tracking = MLflowTracking(f"sqlite:///{folder}/mlflow.db", "bench", "bench-sweep",
+                                  {"algo": "DQN"}, {"algorithm": "DQN", "env": "breakout"})
+        tracking.start_sweep()
+        trial = BenchTrial()
+        tracking.on_trial_start(0, [], trial)
+        result = {"score": 1.0, "num_env_steps_sampled_lifetime": 0, "training_iteration": 0,
+                  "time_this_iter_s": 1.0,
+                  "env_runners": {"episode_return_mean": 1.0, "episode_return_min": 0.0,
+                                  "episode_return_max": 3.0, "episode_len_mean": 200.0,
+                                  "num_env_steps_sampled": 1000},
+                  "learners": {"default_policy": {"total_loss": 0.5, "qf_loss": 0.4}}}
+        start = time.perf_counter()
+        for i in range(1, results + 1):
+            result["num_env_steps_sampled_lifetime"] = 1000 * i
+            result["training_iteration"] = i
+            tracking.on_trial_result(i, [], trial, result)
+        return 1000 * (time.perf_counter() - start) / results
+
+
+# --- search efficiency --------------------------------------------------------------
+
+def env_steps_to_reach(search: str, early_stopping: str, seed: int, trials: int,
+                       max_steps: int, target: float = 450.0) -> float:
+    """Total env steps a CartPole PPO sweep spends (all trials, one at a time)
+    until some trial's score reaches `target`; inf when none does."""
+    import json
+
+    from tune_rl.runner import plan_sweep, run_sweep
+    from tune_rl.spec import load_spec
+
+    with tempfile.TemporaryDirectory() as folder:
+        spec = load_spec("PPO", env="cartpole", trials=trials, max_env_steps=max_steps,
+                         seed=seed, search=search, early_stopping=early_stopping,
+                         evaluation=False, max_concurrent=1,
+                         grace_env_steps=max(1000, max_steps // 8),
+                         min_env_steps_per_iteration=1000,
+                         training={"train_batch_size_per_learner": 1000},
+                         name=f"bench-{search}-{seed}", storage_path=f"{folder}/r",
+                         tracking_uri=f"sqlite:///{folder}/mlflow.db")
+        run_sweep(plan_sweep(spec))
+        trial_results = []
+        for path in _result_files(f"{folder}/r/{spec.name}"):
+            with open(path) as f:
+                trial_results.append([json.loads(line) for line in f if line.strip()])
+    # One at a time: trials ran in the order they started.
+    trial_results.sort(key=lambda rs: rs[0]["timestamp"])
+    spent = 0.0
+    for results in trial_results:
+        for r in results:
+            if r.get("score", -math.inf) >= target:
+                return spent + r["num_env_steps_sampled_lifetime"]
+        spent += results[-1]["num_env_steps_sampled_lifetime"]
+    return math.inf
