@@ -29,7 +29,7 @@ RESULTS = Path(__file__).with_name("results")
 SIZES = {
     "full": dict(env=20000, sample=4000, learn=2000, updates=50, replay=4000, results=300,
                  ppo=20000, rainbow=3000, concurrent=(1, 2), search_seeds=3,
-                 search_trials=8, search_steps=30000),
+                 search_trials=6, search_steps=20000),
     "quick": dict(env=4000, sample=1000, learn=512, updates=10, replay=1000, results=100,
                   ppo=4000, rainbow=1000, concurrent=(1, 2), search_seeds=1,
                   search_trials=3, search_steps=12000),

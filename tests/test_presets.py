@@ -81,3 +81,21 @@ def test_plain_dqn_differs_from_every_variant():
 def test_conv_filters_names_include_the_notebooks_and_two_others():
     assert [f[:3] for f in CONV_FILTERS["nature"]] == NATURE_FILTERS
     assert len(CONV_FILTERS) >= 3
+
+
+@pytest.mark.parametrize("name", ["PPO", "IMPALA", "APPO"])
+def test_policy_gradient_presets_build_rllibs_default_network(name):
+    """The notebook left their networks to RLlib's defaults: one shared Nature
+    encoder for policy and value (DefaultModelConfig's vf_share_layers)."""
+    import gymnasium as gym
+    import numpy as np
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    spaces = {"default_policy": (gym.spaces.Box(0.0, 1.0, (84, 84, 4), np.float32),
+                                 gym.spaces.Discrete(4))}
+    ours = built(name).get_rl_module_spec(spaces=spaces).build()
+    config = PRESETS[name].algorithm_class.get_default_config().rl_module(
+        model_config=DefaultModelConfig(conv_filters=CONV_FILTERS["nature"]))
+    rllibs = config.get_rl_module_spec(spaces=spaces).build()
+    assert sum(p.numel() for p in ours.parameters()) == \
+        sum(p.numel() for p in rllibs.parameters())

@@ -7,10 +7,12 @@ editing its dictionaries, so RLlib validates every value itself.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from tune_rl.envs import (
@@ -111,7 +113,11 @@ def build_config(
         # instead and stops a diverged trial (trainable.py).
         .framework(torch_skip_nan_gradients=True)
         .training(**training)
-        .rl_module(rl_module_spec=module_spec, model_config=model)
+        # RLlib's model defaults, then ours: a plain dict would leave out
+        # DefaultModelConfig's own defaults (vf_share_layers=True among them:
+        # PPO would build two encoders), and "noisy" is no field of it.
+        .rl_module(rl_module_spec=module_spec,
+                   model_config={**dataclasses.asdict(DefaultModelConfig()), **model})
         .callbacks(ScoreCallback)
         # RLlib's own recovery: a crashed env runner is restarted, not fatal.
         .fault_tolerance(restart_failed_env_runners=True)
