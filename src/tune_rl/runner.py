@@ -50,6 +50,16 @@ class SweepPlan:
         return {"schedule_scale": self.settings.schedule_scale, "epsilon": config.epsilon,
                 "learning_starts": config.num_steps_sampled_before_learning_starts}
 
+    def _estimate(self) -> dict[str, Any] | str:
+        from tune_rl.estimate import estimate
+        from tune_rl.spaces import candidate_values
+        from tune_rl.trainable import make_trainable
+
+        trainable = make_trainable(self.preset, self.env, self.settings, self.spec.torch_threads)
+        params = {name: candidate_values(name, d)[0] for name, d in self.space.items()}
+        cpus = trainable.default_resource_request(params).required_resources.get("CPU", 1.0)
+        return estimate(self.spec, self.preset.rllib_algo, cpus)
+
     def describe(self) -> dict[str, Any]:
         spec = self.spec
         return {
@@ -69,6 +79,7 @@ class SweepPlan:
                           f"{spec.reduction_factor}, max {spec.max_env_steps}"
                           if spec.early_stopping == "asha" else SCHEDULERS["none"]),
             "concurrency": spec.max_concurrent or "as many trials as the CPUs allow",
+            "estimated_wall_time": self._estimate(),
             "checkpoints": f"every {spec.checkpoint_every} iterations and at the end, "
                            f"keep {spec.keep_checkpoints} best per trial",
             "storage": spec.sweep_location,
