@@ -207,3 +207,17 @@ def test_uint8_frames_are_scaled_like_float_frames():
     scaled = {"obs": frames["obs"].float() / 255.0}
     assert torch.allclose(module.compute_q_values(frames)["qf_preds"],
                           module.compute_q_values(scaled)["qf_preds"])
+
+
+@pytest.mark.parametrize("env_runners, envs", [(0, 1), (0, 8), (3, 8)])
+def test_one_update_of_32_per_4_env_steps_whatever_the_sampling(env_runners, envs):
+    """RLlib's own round-robin weights: sample rounds vs update rounds."""
+    from ray.rllib.algorithms.dqn.dqn import calculate_rr_weights
+
+    settings = TrialSettings(env_runners=env_runners, envs_per_env_runner=envs,
+                             rollout_fragment_length=4)
+    config = build_config(PRESETS["DQN"], ENVS["breakout"], {}, settings)
+    sample_rounds, update_rounds = calculate_rr_weights(config)
+    sampled = sample_rounds * 4 * envs * max(env_runners, 1)
+    trained = update_rounds * config.train_batch_size
+    assert trained / sampled == pytest.approx(8)

@@ -84,6 +84,12 @@ def build_config(
         model["noisy"] = bool(training.get("noisy", False))
         module_spec = RLModuleSpec(module_class=TuneRLDQNModule)
         training["learner_class"] = TuneRLDQNLearner
+        if settings.env_runners > 0 and training.get("training_intensity"):
+            # RLlib's calculate_rr_weights (dqn.py) counts the local env
+            # runner as sampling too (num_env_runners + 1), but with remote
+            # runners it does not sample: scaled, the ratio of env steps
+            # trained to sampled is the preset's.
+            training["training_intensity"] *= settings.env_runners / (settings.env_runners + 1)
         buffer = training.get("replay_buffer_config", {})
         if "Prioritized" in str(buffer.get("type")):
             buffer["beta_anneal_env_steps"] = settings.max_env_steps
