@@ -75,7 +75,7 @@ def build_config(
     if env.atari:
         model.setdefault("conv_filters", CONV_FILTERS["nature"])
         model["conv_activation"] = "relu"
-    module_spec = None
+    module_spec, learner_class = None, None
     if preset.is_dqn:
         # `hiddens` and `noisy` are old-stack keys that RLlib's new-stack
         # DQN never reads: our module (networks.py) reads them from the model
@@ -83,7 +83,7 @@ def build_config(
         model["head_fcnet_hiddens"] = list(training.pop("hiddens", []))
         model["noisy"] = bool(training.get("noisy", False))
         module_spec = RLModuleSpec(module_class=TuneRLDQNModule)
-        training["learner_class"] = TuneRLDQNLearner
+        learner_class = TuneRLDQNLearner
         if settings.env_runners > 0 and training.get("training_intensity"):
             # RLlib's calculate_rr_weights (dqn.py) counts the local env
             # runner as sampling too (num_env_runners + 1), but with remote
@@ -112,6 +112,7 @@ def build_config(
         .learners(
             num_gpus_per_learner=settings.gpus_per_learner,
             learner_connector=frame_stack_learner if stack_in_connectors else None,
+            learner_class=learner_class,
         )
         # RLlib's default scans every gradient for NaN before each step (and
         # zeroes it, hiding a diverging trial): about 40 ms of Rainbow's update
