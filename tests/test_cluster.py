@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,18 +26,22 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import free_port
+from conftest import free_port, precondition_unmet
 
 BIN = Path(sys.executable).parent
 RAY = str(BIN / "ray")
 
 
-def can_hide_folders() -> bool:
+def why_folders_cannot_be_hidden() -> str | None:
+    """None where a process can get a mount namespace of its own; else why not."""
     try:
-        return subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
-                              capture_output=True, timeout=30).returncode == 0
+        done = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
+                              capture_output=True, text=True, timeout=30)
     except FileNotFoundError:
-        return False
+        return "unshare (util-linux) is not installed"
+    if done.returncode:
+        return f"unshare --mount refused: {done.stderr.strip() or done.returncode}"
+    return None
 
 
 def start_node(command: list[str], env: dict[str, str]) -> int:
@@ -79,7 +84,8 @@ def ray_cluster():
     # has the project's environment active.
     env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{BIN}:{os.environ['PATH']}"}
     port, dashboard = free_port(), free_port()
-    hidden = can_hide_folders()
+    cannot_hide = why_folders_cannot_be_hidden()
+    hidden = cannot_hide is None
     # The second node: its own mount namespace with an empty tmpfs on `head_only`.
     isolate = (["unshare", "--mount", "--propagation", "private", "sh", "-c",
                 f"mount -t tmpfs tmpfs {head_only} && exec \"$@\"", "sh"] if hidden else [])
@@ -98,7 +104,8 @@ def ray_cluster():
              "--node-ip-address=127.0.0.1", f"--temp-dir={worker_temp}",
              f"--dashboard-agent-listen-port={free_port()}", "--disable-usage-stats"], env))
         yield {"address": f"127.0.0.1:{port}", "dashboard": f"http://127.0.0.1:{dashboard}",
-               "env": env, "head_only": head_only if hidden else None}
+               "env": env, "head_only": head_only if hidden else None,
+               "cannot_hide": cannot_hide}
     finally:
         # Only this cluster's processes: `ray stop` would also end the
         # test session's own local Ray.
@@ -123,6 +130,10 @@ def check_sweep(tmp_path: Path, tracking_uri: str, name: str) -> None:
     children = client.search_runs([experiment],
                                   f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert parent.info.status == "FINISHED" and len(children) == 2
+    # The commit that ran, also in a job (whose copy of the project has no .git).
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert parent.data.tags["git_commit"] == head
 
 
 def tune_rl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -165,8 +176,8 @@ def test_submit_runs_the_sweep_as_a_ray_job(ray_cluster, mlflow_server, tmp_path
 @pytest.mark.slow
 def test_storage_that_a_node_cannot_see_is_refused(ray_cluster, mlflow_server, tmp_path):
     if not ray_cluster["head_only"]:
-        pytest.skip("no mount namespaces here (unshare --mount refused): cannot give the "
-                    "second node a folder the head has and it lacks")
+        precondition_unmet("cannot give the second node a folder the head has and it lacks "
+                           f"(no mount namespace: {ray_cluster['cannot_hide']})")
     storage = Path(ray_cluster["head_only"]) / "ray_results"
     args = [*sweep_args(tmp_path, mlflow_server, "unseen")[1:], "--storage-path", str(storage)]
 
@@ -187,3 +198,38 @@ def test_storage_that_a_node_cannot_see_is_refused(ray_cluster, mlflow_server, t
     experiment = client.get_experiment_by_name("breakout-DQN")
     assert experiment is None or not client.search_runs(
         [experiment.experiment_id], "attributes.run_name = 'unseen'")
+
+
+@pytest.mark.parametrize("raised, refusal", [
+    (ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379"),
+     "did not accept the connection: Failed to connect to Ray cluster at 10.0.0.1:6379; "
+     "if the cluster uses token authentication"),
+    (RuntimeError("Version mismatch: The cluster was started with:\n Ray: 2.9.0"),
+     "runs other versions than this machine: Version mismatch: The cluster was started"),
+])
+def test_what_the_cluster_answered_is_what_the_refusal_says(raised, refusal, monkeypatch):
+    import ray
+
+    from tune_rl.cluster import connect
+    from tune_rl.errors import UsageError
+
+    def init(**kwargs):
+        raise raised
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.setattr(ray, "init", init)
+    with pytest.raises(UsageError, match=re.escape(refusal)):
+        connect("10.0.0.1:6379")
+
+
+def test_a_bug_while_connecting_is_not_passed_off_as_the_clusters_answer(monkeypatch):
+    import ray
+
+    from tune_rl.cluster import connect
+
+    def init(**kwargs):
+        raise RuntimeError("Unknown keyword argument(s): logging_levle")
+
+    monkeypatch.setattr(ray, "init", init)
+    with pytest.raises(RuntimeError, match="Unknown keyword argument"):
+        connect("10.0.0.1:6379")

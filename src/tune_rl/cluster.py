@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import ray
+from ray.exceptions import AuthenticationError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from tune_rl.errors import UsageError
@@ -38,13 +39,27 @@ def check_before_connecting(address: str | None, tracking_uri: str) -> None:
 
 def connect(address: str | None) -> None:
     """Starts a local Ray, or joins the cluster at `address` (or $RAY_ADDRESS)."""
-    if address or os.environ.get("RAY_ADDRESS"):
+    where = address or os.environ.get("RAY_ADDRESS")
+    if where:
         try:
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
                      logging_level="WARNING")
-        except (ConnectionError, RuntimeError, TimeoutError) as err:
-            raise UsageError(f"Ray cluster at {address or os.environ['RAY_ADDRESS']!r} does "
-                             f"not answer: {str(err).splitlines()[0]}") from None
+        except (ConnectionError, TimeoutError) as err:
+            # Past check_answers' TCP probe this is seldom silence: Ray 2.60 also
+            # reports a token it refused this way (InvalidAuthToken in its log).
+            hint = ("" if os.environ.get("RAY_AUTH_MODE") == "token" else
+                    "; if the cluster uses token authentication (Ray 2.60 starts clusters "
+                    "with it), set RAY_AUTH_MODE=token and make its token available here")
+            raise UsageError(f"Ray cluster at {where!r} did not accept the connection: "
+                             f"{_first_line(err)}{hint}") from None
+        except AuthenticationError as err:
+            raise UsageError(f"Ray cluster at {where!r} refused this client: "
+                             f"{err.message}") from None
+        except RuntimeError as err:
+            if not str(err).startswith("Version mismatch"):
+                raise  # not the cluster's answer: a bug, shown as one
+            raise UsageError(f"Ray cluster at {where!r} runs other versions than this "
+                             f"machine: {_first_line(err)}") from None
         return
     # Loopback only: the local Ray serves no one else.
     ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
@@ -82,6 +97,10 @@ def check_storage_is_shared(storage_path: str) -> None:
             f"storage_path {storage_path!r} is not visible from every node of this cluster: "
             f"{', '.join(blind)} cannot see it. Trials there would write their results to "
             "their own disk: pass a cloud URI (s3://, gs://) or a folder mounted on every node")
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _node_name(node: dict) -> str:
