@@ -76,3 +76,20 @@ def test_a_filter_stack_that_does_not_fit_84x84_is_refused(monkeypatch):
     space = {**load_space(preset, ENVS["breakout"]), "conv_filters": tune.choice(["too_deep"])}
     with pytest.raises(UsageError, match="'too_deep' does not fit the 84x84 observation"):
         check_space(preset, ENVS["breakout"], space)
+
+
+def test_a_value_only_rllib_rejects_is_refused_with_rllibs_reason():
+    preset = PRESETS["PPO"]
+    space = {**load_space(preset, ENVS["breakout"]), "minibatch_size": tune.choice([10**6])}
+    with pytest.raises(UsageError, match="RLlib rejects PPO with .*'minibatch_size': 1000000"):
+        check_space(preset, ENVS["breakout"], space)
+
+
+def test_a_bug_while_checking_a_space_is_not_passed_off_as_rllibs_refusal(monkeypatch):
+    def broken(*args, **kwargs):
+        raise TypeError("a bug in build_config")
+
+    monkeypatch.setattr("tune_rl.spaces.build_config", broken)
+    preset = PRESETS["PPO"]
+    with pytest.raises(TypeError, match="a bug in build_config"):
+        check_space(preset, ENVS["breakout"], load_space(preset, ENVS["breakout"]))

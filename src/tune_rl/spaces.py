@@ -152,7 +152,9 @@ def check_space(
     for params in corners + randoms:
         try:
             build_config(preset, env, params, settings).validate()
-        except Exception as err:  # RLlib raises ValueError or its own types
+        # RLlib's validation refuses values with ValueError (AlgorithmConfig.
+        # _value_error, deprecation_warning); anything else is a bug, shown as one.
+        except ValueError as err:
             raise UsageError(f"RLlib rejects {preset.name} with {params}: {err}") from None
 
 
