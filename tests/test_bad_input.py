@@ -99,19 +99,6 @@ def test_bad_input_exits_2_and_changes_nothing(case, workspace, capsys):
     assert not Path("/proc/forbidden").exists()
 
 
-@pytest.fixture
-def listener():
-    """Something answering on loopback, standing in for a dashboard address
-    that passes the connection check: the refusals below come before any
-    request is sent."""
-    import socket
-
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-
-
 SUBMIT_CASES = {
     "no address": ([], "submit needs the cluster's dashboard address"),
     "GCS address, not the dashboard": (["--address", "127.0.0.1:6379"],

@@ -56,3 +56,21 @@ def test_ui_links_before_any_sweep_say_so_and_create_no_store(tmp_path, capsys):
     assert main(["ui-links", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]) == 0
     assert "No sweeps in sqlite:///" in capsys.readouterr().out
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_submitted_sweep_carries_its_commit_to_the_job(listener, capsys, monkeypatch):
+    """Ray ships the project without .git: the job's MLflow tag comes from here."""
+    from tune_rl.cli import main
+    from tune_rl.spec import PROJECT_ROOT, load_spec
+    from tune_rl.tracking import GIT_COMMIT_ENV, sweep_tags
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert main(["submit", "--algo", "DQN", "--address", listener, "--dry-run",
+                 "--storage-path", "/mnt/sweeps",
+                 "--tracking-uri", "http://127.0.0.1:5000"]) == 0
+    job = json.loads(capsys.readouterr().out)
+    assert job["runtime_env"]["env_vars"][GIT_COMMIT_ENV] == head
+    # The job's driver, in a copy of the project without .git, tags that commit.
+    monkeypatch.setenv(GIT_COMMIT_ENV, "0123abc")
+    assert sweep_tags(load_spec("DQN"))["git_commit"] == "0123abc"

@@ -7,6 +7,9 @@ checks the runs, metrics, artifacts and the registered policy.
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pytest
@@ -15,12 +18,15 @@ from mlflow.tracking import MlflowClient
 
 from tune_rl.envs import make_breakout
 from tune_rl.runner import plan_sweep, run_sweep
-from tune_rl.spec import load_spec
+from tune_rl.spec import PROJECT_ROOT, load_spec
+from tune_rl.trainable import REPLAY_BUFFER_FILE
 
 
 def tiny_sweep(tracking_uri: str, storage: str, name: str) -> dict:
+    # Games capped at 200 frames: DQN's 8 envs get 62 steps each, less than a game.
     spec = load_spec("DQN", env="breakout", trials=2, max_env_steps=500,
                      min_env_steps_per_iteration=250, evaluation=False, name=name,
+                     env_config={"max_frames_per_episode": 200},
                      tracking_uri=tracking_uri, storage_path=storage)
     return run_sweep(plan_sweep(spec))
 
@@ -52,9 +58,12 @@ def test_one_parent_run_and_a_child_per_trial(tracked):
     assert parent.info.run_id == summary["mlflow"]["parent_run_id"]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["algo"] == "DQN" and parent.data.params["trials"] == "2"
-    for tag in ("git_commit", "version.ray", "version.optuna", "version.mlflow",
-                "version.torch", "version.ale-py"):
+    for tag in ("version.ray", "version.optuna", "version.mlflow", "version.torch",
+                "version.ale-py"):
         assert parent.data.tags[tag]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert parent.data.tags["git_commit"] == head
     assert "best_score" in parent.data.metrics
     names = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"search_space.txt", "trials.csv", "plots"} <= names
@@ -91,6 +100,9 @@ def test_best_checkpoint_downloads_and_the_registered_policy_plays(tracked, tmp_
                   if r.data.tags["trial_id"] == best["trial_id"])
     folder = client.download_artifacts(run_id, "checkpoint", str(tmp_path))
     assert (tmp_path / "checkpoint" / "algorithm_state.pkl").is_file(), folder
+    # The replay buffer stays in the sweep's checkpoint, for resuming; not uploaded.
+    assert (Path(best["checkpoint"]) / REPLAY_BUFFER_FILE).is_file()
+    assert not (tmp_path / "checkpoint" / REPLAY_BUFFER_FILE).exists()
 
     assert best["model"].startswith("models:/breakout-DQN/")
     mlflow.set_tracking_uri(uri)
@@ -120,3 +132,24 @@ def test_rerunning_a_finished_sweep_name_adds_a_parent_and_keeps_the_old(tracked
     old = client.get_run(before[0].info.run_id)
     assert old.info.status == "FINISHED" and old.data.metrics == before[0].data.metrics
     assert again["mlflow"]["parent_run_id"] != summary["mlflow"]["parent_run_id"]
+
+
+def test_a_trial_without_a_recorded_run_is_recorded_not_dropped(tmp_path, capsys):
+    """Tune reports a trial whose start the callback never saw (its record of
+    the sweep's runs lost): the results land in a new run, with a warning."""
+    from tune_rl.tracking import MLflowTracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = MLflowTracking(uri, "unrecorded", "sweep", {}, {"sweep": "sweep"})
+    parent = tracking.start_sweep()
+    trial = type("Trial", (), {"trial_id": "t1", "config": {"lr": 0.001},
+                               "last_result": {"num_env_steps_sampled_lifetime": 500},
+                               "__str__": lambda self: "PPO_t1"})()
+    tracking.on_trial_result(0, [], trial, {"score": 3.0, "num_env_steps_sampled_lifetime": 500})
+    tracking.on_trial_complete(0, [], trial)
+    assert "MLflow had no run for trial PPO_t1" in capsys.readouterr().err
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([tracking.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
+    assert run.info.status == "FINISHED" and run.data.params == {"lr": "0.001"}
+    assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "score")] == [
+        (500, 3.0)]

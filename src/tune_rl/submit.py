@@ -30,6 +30,7 @@ from tune_rl.cluster import check_answers
 from tune_rl.errors import UsageError
 from tune_rl.spec import PROJECT_ROOT, SweepSpec
 from tune_rl.storage import is_uri
+from tune_rl.tracking import GIT_COMMIT_ENV, git_commit
 
 # Never uploaded: run output and local environments (most are git-ignored too,
 # which Ray honours; these hold even where .gitignore is edited).
@@ -78,8 +79,9 @@ def prepare_job(address: str | None, spec: SweepSpec, sweep_args: list[str],
     runtime_env: dict[str, Any] = {
         "working_dir": str(PROJECT_ROOT),
         "excludes": EXCLUDES,
-        # Relative to the working dir, where Ray starts the driver and every worker.
-        "env_vars": {"PYTHONPATH": "src"},
+        # PYTHONPATH relative to the working dir, where Ray starts the driver
+        # and every worker; the commit, because the working dir has no .git.
+        "env_vars": {"PYTHONPATH": "src", GIT_COMMIT_ENV: git_commit()},
     }
     if install_dependencies:
         # Ray builds a virtualenv per node from the cluster's Python, once per

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -224,6 +225,21 @@ class MLflowTracking(Callback):
             self.client.update_run(run_id, status="RUNNING")
             self.last_step.pop(trial.trial_id, None)
             return
+        self._create_trial_run(trial)
+
+    def _run_of(self, trial) -> str:
+        """The trial's run. One this sweep has no record of (Tune reported a trial
+        whose start this callback never saw) is created now, with a warning,
+        rather than its results dropped."""
+        run_id = self.trial_runs.get(trial.trial_id)
+        if run_id is None:
+            print(f"tune-rl: warning: MLflow had no run for trial {trial} (its start was "
+                  "not recorded); recording it in a new run from here on",
+                  file=sys.stderr, flush=True)
+            run_id = self._create_trial_run(trial)
+        return run_id
+
+    def _create_trial_run(self, trial) -> str:
         name = str(trial)
         run = self.client.create_run(self.experiment_id, run_name=name, tags={
             MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: name,
@@ -237,11 +253,10 @@ class MLflowTracking(Callback):
         if self.resolve_config:
             config = json.dumps(self.resolve_config(searched), indent=1, default=str)
             self.client.log_text(run_id, self._redact(config), "rllib_config.json")
+        return run_id
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        run_id = self.trial_runs.get(trial.trial_id)
-        if run_id is None:
-            return
+        run_id = self._run_of(trial)
         step = int(result.get(ENV_STEPS, 0))
         if trial.trial_id not in self.last_step:
             logged = self.client.get_run(run_id).data.metrics.get("env_steps")
@@ -264,16 +279,14 @@ class MLflowTracking(Callback):
         self._end_trial(trial, "FINISHED", tags)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        run_id = self.trial_runs.get(trial.trial_id)
-        if run_id is not None and trial.error_file and Path(trial.error_file).exists():
+        run_id = self._run_of(trial)
+        if trial.error_file and Path(trial.error_file).exists():
             error = Path(trial.error_file).read_text()
             self.client.log_text(run_id, self._redact(error), "error.txt")
         self._end_trial(trial, "FAILED", {"failed": "error.txt"})
 
     def _end_trial(self, trial, status: str, tags: dict[str, str]) -> None:
-        run_id = self.trial_runs.get(trial.trial_id)
-        if run_id is None:
-            return
+        run_id = self._run_of(trial)
         if tags:
             self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         self.client.set_terminated(run_id, status)
@@ -287,6 +300,9 @@ class MLflowTracking(Callback):
         policy; returns the model version."""
         run_id = self.trial_runs.get(best.get("trial_id", ""))
         if run_id is None or not checkpoint or not Path(checkpoint).is_dir():
+            print(f"tune-rl: warning: best trial {best.get('trial')}: no MLflow run or no "
+                  f"checkpoint folder ({checkpoint}); its policy is not registered",
+                  file=sys.stderr, flush=True)
             return None
         # The DQN family's replay buffer (up to 1.7 GB, trainable.py) serves
         # resuming the trial, not using its policy: it stays in the sweep's folder.
@@ -365,20 +381,31 @@ def trials_csv(trials: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+# Set by `tune-rl submit` for the job's driver: Ray ships the project to the
+# cluster without .git, so git cannot tell there which commit is running.
+GIT_COMMIT_ENV = "TUNE_RL_GIT_COMMIT"
+
+
+def git_commit() -> str:
+    """The commit of the code that runs: the one `tune-rl submit` passed along,
+    else the checkout's HEAD, else "unknown" (not a git checkout)."""
+    from tune_rl.spec import PROJECT_ROOT
+
+    if os.environ.get(GIT_COMMIT_ENV):
+        return os.environ[GIT_COMMIT_ENV]
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def sweep_tags(spec) -> dict[str, str]:
     """Tags of the sweep's parent run: what ran, on which code and libraries."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from tune_rl.spec import PROJECT_ROOT
-
     tags = {"algorithm": spec.algo, "env": spec.env, "profile": spec.profile,
-            "sweep": spec.name}
-    try:
-        tags["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-            text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        tags["git_commit"] = "unknown"
+            "sweep": spec.name, "git_commit": git_commit()}
     for package in ("ray", "optuna", "mlflow", "torch", "ale-py", "gymnasium"):
         try:
             tags[f"version.{package}"] = version(package)
