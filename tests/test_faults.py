@@ -10,6 +10,7 @@ that fails past its checks leaves its MLflow runs FAILED, not RUNNING.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ import ray.cloudpickle
 from mlflow.tracking import MlflowClient
 
 from tune_rl.envs import ENVS, EnvChoice
+from tune_rl.report import format_summary
 from tune_rl.runner import plan_sweep, run_sweep
 from tune_rl.spec import load_spec
 
@@ -55,6 +57,18 @@ def make_crashing_cartpole(env_config) -> gym.Env:
         pass
     return CrashingCartPole(gym.make("CartPole-v1"), claim.read_text() == trial,
                             claim.with_name("crashes"))
+
+
+class NanRewardCartPole(gym.Wrapper):
+    """CartPole whose rewards are NaN: the learner's losses turn NaN at once."""
+
+    def step(self, action):
+        obs, _, terminated, truncated, info = self.env.step(action)
+        return obs, math.nan, terminated, truncated, info
+
+
+def make_nan_reward_cartpole(env_config) -> gym.Env:
+    return NanRewardCartPole(gym.make("CartPole-v1"))
 
 
 def is_text(value) -> bool:
@@ -161,3 +175,29 @@ def test_a_sweep_that_fails_past_its_checks_leaves_no_run_running(local_ray, tmp
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     error = Path(client.download_artifacts(parent.info.run_id, "error.txt", str(tmp_path)))
     assert "Traceback" in error.read_text()
+
+
+@pytest.mark.slow
+def test_a_diverging_trial_is_stopped_and_shown_as_diverged(local_ray, tmp_path):
+    env = EnvChoice("nan-reward-cartpole", make_nan_reward_cartpole, False,
+                    "CartPole with NaN rewards", (4,))
+    ENVS[env.name] = env
+    try:
+        spec = load_spec(
+            "PPO", env=env.name, trials=1, max_env_steps=2000, min_env_steps_per_iteration=500,
+            evaluation=False, name="diverging", training={"train_batch_size_per_learner": 500},
+            storage_path=str(tmp_path / "ray_results"),
+            tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+        summary = run_sweep(plan_sweep(spec))
+    finally:
+        del ENVS[env.name]
+    (trial,) = summary["trials"]
+    # Stopped after its first iteration, and not taken for one ASHA stopped.
+    assert trial["status"] == "DIVERGED" and trial["env_steps"] == 500, trial
+    assert trial["diverged"]
+    assert f"DIVERGED {trial['trial']}: non-finite {trial['diverged']}" in format_summary(summary)
+    client = MlflowClient(spec.tracking_uri)
+    experiment = client.get_experiment_by_name(spec.experiment).experiment_id
+    (run,) = client.search_runs([experiment], "tags.mlflow.parentRunId != ''")
+    assert run.data.tags["diverged"] == f"non-finite {trial['diverged']} at 500 env steps"
+    assert "early_stopped" not in run.data.tags

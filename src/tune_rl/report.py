@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
-from tune_rl.trainable import ENV_STEPS, SCORE
+from tune_rl.trainable import DIVERGED, ENV_STEPS, SCORE
 
 
 def _finite(value: Any) -> float | None:
@@ -30,6 +31,8 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
         steps = int(metrics.get(ENV_STEPS, 0) or 0)
         if result.error is not None:
             status = "FAILED"
+        elif metrics.get(DIVERGED):
+            status = "DIVERGED"  # stopped by the trainable: non-finite losses or weights
         elif steps < spec.max_env_steps:
             status = "STOPPED_EARLY"  # by ASHA
         else:
@@ -52,6 +55,7 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
             "node_id": metrics.get("node_id"),
             "checkpoint": spec.storage.location_of(checkpoint.path) if checkpoint else None,
             "error": error_line(str(result.error)) if result.error else None,
+            "diverged": metrics.get(DIVERGED),  # what went non-finite
             "path": result.path,
         })
     ranked = sorted((t for t in trials if t["score"] is not None),
@@ -119,6 +123,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines += ["", "No trial reported a score (no episode finished within its budget)."]
     for failure in summary["failures"]:
         lines.append(f"FAILED {failure['trial']}: {failure['error']}")
+    for t in trials:
+        if t["status"] == "DIVERGED":
+            lines.append(f"DIVERGED {t['trial']}: non-finite {t['diverged']} by "
+                         f"{t['env_steps']} env steps")
     lines += [f"Summary: {summary['storage']}/summary.json",  # a URI perhaps: no Path
               mlflow_line(summary["mlflow"])]
     return "\n".join(lines)
@@ -173,7 +181,10 @@ def optuna_figures(space: dict[str, Any], trials: list[dict[str, Any]]) -> dict[
             with warnings.catch_warnings():  # "experimental" notices, axis-limit notes
                 warnings.simplefilter("ignore")
                 axes = make(study)
-        except (ValueError, RuntimeError):  # e.g. importances need 2+ distinct trials
+        # What Optuna raises when the trials cannot make the plot (importances
+        # need 2+ trials with different scores): said, and the others made.
+        except (ValueError, RuntimeError) as err:
+            print(f"tune-rl: Optuna's {name} plot is left out: {err}", file=sys.stderr)
             continue
         first = axes.flat[0] if hasattr(axes, "flat") else axes
         figures[name] = first.figure
