@@ -20,23 +20,24 @@ import pyarrow.fs as pafs
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import free_port, wait_until_answers
+from conftest import assert_study_holds, free_port, saved_study, wait_until_answers
 
 SPEC = """\
 algo: PPO
 env: cartpole
 seed: 0
 evaluation: false
-max_concurrent: 2
+max_concurrent: 1
 profiles:
   quick:
-    trials: 2
-    max_env_steps: 2000
+    trials: 3
+    max_env_steps: 3000
     min_env_steps_per_iteration: 1000
-    grace_env_steps: 2000
+    grace_env_steps: 3000
     checkpoint_every: 1
     training: {train_batch_size_per_learner: 1000}
 """
+MAX_STEPS = 3000
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -81,6 +82,28 @@ def files(fs: pafs.FileSystem, folder: str) -> list[str]:
                                                                      allow_not_found=True))]
 
 
+def trials_with_checkpoints(fs: pafs.FileSystem, folder: str) -> set[str]:
+    return {path.split("/checkpoint_")[0].rsplit("/", 1)[1] for path in files(fs, folder)
+            if "/checkpoint_" in path}
+
+
+def trials_in_snapshot(fs: pafs.FileSystem, folder: str) -> int:
+    """Trials in Tune's latest experiment state on S3, the one a resume restores."""
+    snapshots = sorted(p for p in files(fs, folder) if "/experiment_state-" in p)
+    with fs.open_input_stream(snapshots[-1]) as f:
+        return len(json.loads(f.read())["trial_data"])
+
+
+def downloaded(fs: pafs.FileSystem, folder: str, pattern: str, to: Path) -> Path:
+    """The files of `folder` whose name contains `pattern`, copied into `to`."""
+    to.mkdir()
+    for path in files(fs, folder):
+        if pattern in path.rsplit("/", 1)[1]:
+            with fs.open_input_stream(path) as f:
+                (to / path.rsplit("/", 1)[1]).write_bytes(f.read())
+    return to
+
+
 def log(tmp: Path, index: int) -> str:
     return (tmp / f"log{index}.txt").read_text()
 
@@ -89,19 +112,23 @@ def log(tmp: Path, index: int) -> str:
 def test_ctrl_c_then_resume_on_s3_loses_nothing(s3, tmp_path):
     """Ctrl-C is a clean stop, and the sweep resumes from S3: Tune's state,
     Optuna's history, the trials' counters and the MLflow runs carry over.
+    Three trials one at a time; Ctrl-C during the second, so that Optuna
+    proposes the third after the resume, knowing the first.
     (A local folder is resumed after SIGKILL in test_resume.py.)"""
     fs, folder = s3["fs"], "sweeps/results/on-s3"
     first = sweep(tmp_path, s3["uri"])
-    for _ in range(3000):  # until a trial has checkpointed to S3
-        if any("/checkpoint_" in path for path in files(fs, folder)) or first.poll() is not None:
+    for _ in range(3000):  # until the second trial has checkpointed to S3
+        if len(trials_with_checkpoints(fs, folder)) == 2 or first.poll() is not None:
             break
         time.sleep(0.1)
     first.send_signal(signal.SIGINT)
     assert first.wait(timeout=300) == 130, log(tmp_path, 0)[-3000:]
     assert "interrupted; its state is saved" in log(tmp_path, 0) and "--resume" in log(tmp_path, 0)
+    assert trials_in_snapshot(fs, folder) == 2  # the third is proposed after the resume
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("cartpole-PPO").experiment_id
-    assert {r.info.status for r in client.search_runs([experiment])} == {"KILLED"}
+    runs = client.search_runs([experiment])
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED", "KILLED"]
 
     again = sweep(tmp_path, s3["uri"])  # same name, no --resume: refused, nothing changed
     assert again.wait(timeout=300) == 2
@@ -114,9 +141,11 @@ def test_ctrl_c_then_resume_on_s3_loses_nothing(s3, tmp_path):
 
     with fs.open_input_stream(f"{folder}/summary.json") as f:
         summary = json.loads(f.read())
-    assert [t["status"] for t in summary["trials"]] == ["FINISHED", "FINISHED"]
-    first_params, second_params = (t["params"] for t in summary["trials"])
-    assert first_params != second_params  # Optuna kept its history across the resume
+    assert [t["status"] for t in summary["trials"]] == ["FINISHED"] * 3
+    # Optuna kept its history: the study saved last on S3, whose searcher
+    # proposed the third trial, holds the first, finished before the Ctrl-C.
+    searcher_state = downloaded(fs, folder, "searcher-state-", tmp_path / "searcher")
+    assert_study_holds(saved_study(searcher_state), summary["trials"])
     assert summary["storage"] == "s3://sweeps/results/on-s3"
     for trial in summary["trials"]:  # keep_checkpoints (1) holds, resume or not
         assert len({path.split("/checkpoint_")[1].split("/")[0] for path in
@@ -124,10 +153,10 @@ def test_ctrl_c_then_resume_on_s3_loses_nothing(s3, tmp_path):
     assert list((tmp_path / "cwd").iterdir()) == []  # nothing written locally
 
     runs = client.search_runs([experiment])
-    assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 3
+    assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 4
     for child in (r for r in runs if "mlflow.parentRunId" in r.data.tags):
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "env_steps")]
-        assert steps == sorted(steps) and steps[-1] >= 2000, steps  # counters continued
+        assert steps == sorted(steps) and steps[-1] >= MAX_STEPS, steps  # counters continued
     # The best checkpoint was fetched from S3, uploaded, and its policy registered.
     model = summary["best"]["model"]
     assert summary["best"]["checkpoint"].startswith("s3://sweeps/results/on-s3/PPO_")
