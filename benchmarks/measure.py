@@ -211,7 +211,7 @@ def sweep_trial(algo: str, steps: int, iteration_steps: int, training: dict | No
         per_trial = [_result_rate(path) for path in
                      _result_files(f"{folder}/ray_results/{spec.name}")]
         first = min(r["first_timestamp"] for r in per_trial)
-    return {"startup_s": first - start,
+    return {"startup_s": first - start, "params": per_trial[0]["params"],
             "per_trial_env_steps_per_s": statistics.mean(r["rate"] for r in per_trial),
             "total_env_steps_per_s": sum(r["rate"] for r in per_trial)}
 
@@ -233,13 +233,16 @@ def _result_rate(path: str) -> dict[str, float]:
     steps = last["num_env_steps_sampled_lifetime"] - first["num_env_steps_sampled_lifetime"]
     busy = last["time_total_s"] - first["time_total_s"]
     wall = max(last["timestamp"] - first["timestamp"], busy, 1e-9)
-    return {"rate": steps / wall, "first_timestamp": first["timestamp"]}
+    return {"rate": steps / wall, "first_timestamp": first["timestamp"],
+            "params": first["config"]}
 
 
 def bare_loop_env_steps_per_s(algo: str, steps: int, iteration_steps: int,
-                              training: dict | None = None) -> float:
-    """The same trial config as `sweep_trial`, trained in a plain loop: no Tune,
-    Optuna, ASHA, MLflow or checkpoints."""
+                              training: dict | None = None,
+                              params: dict | None = None) -> float:
+    """A trial of `params` (default: each parameter's first value), as
+    `sweep_trial` configures it, trained in a plain loop: no Tune, Optuna,
+    ASHA, MLflow or checkpoints."""
     import torch
 
     from tune_rl.runner import resolve_plan
@@ -249,7 +252,7 @@ def bare_loop_env_steps_per_s(algo: str, steps: int, iteration_steps: int,
     spec = load_spec(algo, max_env_steps=steps, evaluation=False,
                      min_env_steps_per_iteration=iteration_steps, training=training or {})
     plan = resolve_plan(spec)
-    params = {name: _first_value(domain) for name, domain in plan.space.items()}
+    params = params or {name: _first_value(domain) for name, domain in plan.space.items()}
     torch.set_num_threads(spec.torch_threads)
     trial = make_trainable(plan.preset, plan.env, plan.settings, spec.torch_threads)(
         config=params)

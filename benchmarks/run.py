@@ -93,9 +93,11 @@ def measure_all(size: dict) -> dict:
             target_text="<= 30 KB", higher_is_better=False)
         for algo, steps, training in (("PPO", size["ppo"], PPO_TRAINING),
                                       ("Rainbow_DQN", size["rainbow"], {})):
-            bare = measure.bare_loop_env_steps_per_s(algo, steps, 1000 if algo == "PPO" else 256,
-                                                     training)
-            swept = measure.sweep_trial(algo, steps, 1000 if algo == "PPO" else 256, training)
+            iteration = 1000 if algo == "PPO" else 256
+            swept = measure.sweep_trial(algo, steps, iteration, training)
+            # The same params as the swept trial, which Optuna chose.
+            bare = measure.bare_loop_env_steps_per_s(algo, steps, iteration, training,
+                                                     swept["params"])
             key = algo.lower()
             figures[f"{key}_bare_rllib_env_steps_per_s"] = figure(bare, "env steps/s")
             figures[f"{key}_sweep_trial_env_steps_per_s"] = figure(
