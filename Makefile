@@ -85,8 +85,8 @@ test: install chromium
 lint: install
 	$(BIN)/ruff check src tests search_spaces benchmarks
 
-# Speed figures -> benchmarks/results/latest.json and latest.md (full: about
-# an hour on 2 cores; quick: about 5 minutes, same keys, smaller samples).
+# Speed figures -> benchmarks/results/latest.json and latest.md (full: over
+# 25 minutes on 2 cores; quick: about 6 minutes, same keys, smaller samples).
 bench: install
 	$(BIN)/python benchmarks/run.py
 
