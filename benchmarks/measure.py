@@ -245,14 +245,14 @@ def bare_loop_env_steps_per_s(algo: str, steps: int, iteration_steps: int,
     ASHA, MLflow or checkpoints."""
     import torch
 
-    from tune_rl.runner import resolve_plan
+    from tune_rl.runner import representative_params, resolve_plan
     from tune_rl.spec import load_spec
     from tune_rl.trainable import make_trainable
 
     spec = load_spec(algo, max_env_steps=steps, evaluation=False,
                      min_env_steps_per_iteration=iteration_steps, training=training or {})
     plan = resolve_plan(spec)
-    params = params or {name: _first_value(domain) for name, domain in plan.space.items()}
+    params = params or representative_params(plan.space)
     torch.set_num_threads(spec.torch_threads)
     trial = make_trainable(plan.preset, plan.env, plan.settings, spec.torch_threads)(
         config=params)
@@ -264,12 +264,6 @@ def bare_loop_env_steps_per_s(algo: str, steps: int, iteration_steps: int,
         return (result["num_env_steps_sampled_lifetime"] - steps0) / (time.perf_counter() - start)
     finally:
         trial.stop()
-
-
-def _first_value(domain) -> Any:
-    from tune_rl.spaces import candidate_values
-
-    return candidate_values("", domain)[0]
 
 
 def concurrent_rainbow_steps_per_s(processes: int, steps: int) -> float:

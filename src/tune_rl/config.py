@@ -23,7 +23,7 @@ from tune_rl.envs import (
 )
 from tune_rl.learner import TuneRLDQNLearner
 from tune_rl.networks import TuneRLDQNModule
-from tune_rl.presets import CONV_FILTERS, EVALUATION, SCHEDULED, Preset
+from tune_rl.presets import CONV_FILTERS, EVALUATION, SCHEDULED, Preset, is_prioritized
 
 # Searched names that are not `.training()` keyword arguments.
 REPLAY_PARAMS = {"per_alpha": "alpha", "per_beta": "beta"}
@@ -91,7 +91,7 @@ def build_config(
             # trained to sampled is the preset's.
             training["training_intensity"] *= settings.env_runners / (settings.env_runners + 1)
         buffer = training.get("replay_buffer_config", {})
-        if "Prioritized" in str(buffer.get("type")):
+        if is_prioritized(buffer):
             buffer["beta_anneal_env_steps"] = settings.max_env_steps
     # See envs.py: DQN's replay buffers cannot feed RLlib's frame stacking.
     stack_in_connectors = env.atari and not preset.is_dqn

@@ -50,7 +50,7 @@ def estimate(spec: SweepSpec, rllib_algo: str, cpus_per_trial: float,
     if not rate:
         return f"no estimate: `make bench` measures no {rllib_algo} trial"
     cpus = os.cpu_count() or 1
-    at_once = spec.max_concurrent or max(1, int(cpus // max(cpus_per_trial, 1.0)))
+    at_once = spec.max_concurrent or max(1, int(cpus // cpus_per_trial))
     at_once = min(at_once, spec.trials)
     steps = asha_env_steps(spec.trials, spec.grace_env_steps, spec.max_env_steps,
                            spec.reduction_factor, spec.early_stopping)

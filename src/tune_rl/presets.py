@@ -113,8 +113,7 @@ class Preset:
 
     @property
     def prioritized_replay(self) -> bool:
-        buffer = self.training.get("replay_buffer_config", {})
-        return "Prioritized" in str(buffer.get("type"))
+        return is_prioritized(self.training.get("replay_buffer_config", {}))
 
     def components(self) -> dict[str, Any]:
         """The DQN components this preset turns on, for `tune-rl list` and --dry-run."""
@@ -126,13 +125,18 @@ class Preset:
                 "num_atoms": t["num_atoms"], "hiddens": t["hiddens"]}
 
 
+def is_prioritized(buffer_config: dict[str, Any]) -> bool:
+    """RLlib's prioritized buffer or ours (replay.py), named by type string."""
+    return "Prioritized" in str(buffer_config.get("type"))
+
+
 def _dqn(name: str, **notebook: Any) -> Preset:
     """A DQN-family preset: plain DQN, the Atari values, then the notebook's."""
     training = {**_PLAIN_DQN, **{k: v for k, (v, _) in ATARI_DQN.items()}, **notebook}
     sources = {k: src for k, (_, src) in ATARI_DQN.items() if k not in notebook}
     if training["noisy"]:
         training["epsilon"], sources["epsilon"] = NOISY_EPSILON
-    if "Prioritized" in str(training["replay_buffer_config"]["type"]):
+    if is_prioritized(training["replay_buffer_config"]):
         sources["replay_buffer_config.beta"] = BETA_ANNEALING
     return Preset(name, "DQN", training, sources)
 

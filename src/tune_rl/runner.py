@@ -52,13 +52,10 @@ class SweepPlan:
 
     def _estimate(self) -> dict[str, Any] | str:
         from tune_rl.estimate import estimate
-        from tune_rl.spaces import candidate_values
         from tune_rl.trainable import make_trainable
 
         trainable = make_trainable(self.preset, self.env, self.settings, self.spec.torch_threads)
-        params = {name: candidate_values(name, d)[0] for name, d in self.space.items()}
-        cpus = trainable.default_resource_request(params).required_resources.get("CPU", 1.0)
-        return estimate(self.spec, self.preset.rllib_algo, cpus)
+        return estimate(self.spec, self.preset.rllib_algo, cpus_per_trial(trainable, self.space))
 
     def describe(self) -> dict[str, Any]:
         spec = self.spec
@@ -365,16 +362,24 @@ def trial_name(algo: str, trial) -> str:
     return f"{algo}_{trial.trial_id}"
 
 
+def representative_params(space: dict[str, Any]) -> dict[str, Any]:
+    """One trial's values: each parameter's first choice or lower bound."""
+    from tune_rl.spaces import candidate_values
+
+    return {name: candidate_values(name, d)[0] for name, d in space.items()}
+
+
+def cpus_per_trial(trainable, space: dict[str, Any]) -> float:
+    """What one trial asks Ray for (at least one CPU)."""
+    request = trainable.default_resource_request(representative_params(space))
+    return max(1.0, request.required_resources.get("CPU", 1.0))
+
+
 def _concurrency(trainable, space: dict[str, Any]) -> int:
     """Trials at once: the cluster's CPUs over one trial's CPU request."""
     import ray
 
-    from tune_rl.spaces import candidate_values
-
-    params = {name: candidate_values(name, d)[0] for name, d in space.items()}
-    request = trainable.default_resource_request(params)
-    cpus_per_trial = max(1.0, request.required_resources.get("CPU", 1.0))
-    return max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial))
+    return max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial(trainable, space)))
 
 
 def sweep_params(spec: SweepSpec) -> dict[str, Any]:
