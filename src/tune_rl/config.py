@@ -107,6 +107,12 @@ def build_config(
             num_envs_per_env_runner=settings.envs_per_env_runner,
             num_cpus_per_env_runner=settings.cpus_per_env_runner,
             rollout_fragment_length=settings.rollout_fragment_length,
+            # The DQN family's replay buffer appends each sampled chunk to the
+            # stored episode. As numpy arrays (RLlib's default) every append
+            # copies the whole episode so far, twice (np.delete of the shared
+            # boundary, then np.concatenate): quadratic in the game's length.
+            # Kept as lists, an append copies only the chunk.
+            episodes_to_numpy=not preset.is_dqn,
             env_to_module_connector=frame_stack_env_to_module if stack_in_connectors else None,
         )
         .learners(
