@@ -25,7 +25,7 @@ from tune_rl.config import (
 from tune_rl.envs import EnvChoice, get_env
 from tune_rl.errors import UsageError
 from tune_rl.presets import PRESETS, Preset
-from tune_rl.search import SCHEDULERS, SEARCHERS, make_scheduler, make_searcher
+from tune_rl.search import SCHEDULERS, SEARCHERS, make_scheduler, make_searcher, make_stopper
 from tune_rl.spaces import check_space, load_space, space_summary
 from tune_rl.spec import SweepSpec
 from tune_rl.storage import StoredFile, check_reachable, is_uri
@@ -75,6 +75,9 @@ class SweepPlan:
             "scheduler": (f"ASHA on env steps: grace {spec.grace_env_steps}, reduction factor "
                           f"{spec.reduction_factor}, max {spec.max_env_steps}"
                           if spec.early_stopping == "asha" else SCHEDULERS["none"]),
+            "stop": (f"each trial at {spec.max_env_steps} env steps" +
+                     (f"; the sweep once a trial's score reaches {spec.target_score:g}"
+                      if spec.target_score is not None else "")),
             "concurrency": spec.max_concurrent or "as many trials as the CPUs allow",
             "estimated_wall_time": self._estimate(),
             "checkpoints": f"every {spec.checkpoint_every} iterations and at the end, "
@@ -292,7 +295,7 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
             name=spec.name,
             storage_path=spec.storage.root,
             storage_filesystem=spec.storage.fs,
-            stop={ENV_STEPS: spec.max_env_steps},
+            stop=make_stopper(ENV_STEPS, spec.max_env_steps, SCORE, spec.target_score),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=spec.keep_checkpoints,
                 checkpoint_score_attribute=SCORE,
@@ -369,24 +372,46 @@ def representative_params(space: dict[str, Any]) -> dict[str, Any]:
     return {name: candidate_values(name, d)[0] for name, d in space.items()}
 
 
-def cpus_per_trial(trainable, space: dict[str, Any]) -> float:
-    """What one trial asks Ray for (at least one CPU)."""
+def resources_per_trial(trainable, space: dict[str, Any]) -> dict[str, float]:
+    """What one trial asks Ray for: CPUs (at least one) and GPUs."""
     request = trainable.default_resource_request(representative_params(space))
-    return max(1.0, request.required_resources.get("CPU", 1.0))
+    resources = request.required_resources
+    return {"CPU": max(1.0, resources.get("CPU", 1.0)), "GPU": resources.get("GPU", 0.0)}
+
+
+def cpus_per_trial(trainable, space: dict[str, Any]) -> float:
+    return resources_per_trial(trainable, space)["CPU"]
+
+
+def trials_at_once(per_trial: dict[str, float], cluster: dict[str, float]) -> int:
+    """How many trials the cluster runs at once: its CPUs over a trial's, and
+    its GPUs over a trial's share of one (gpus_per_learner 0.25 puts four
+    trials on each GPU, which one trial leaves idle most of the time).
+
+    >>> trials_at_once({"CPU": 3, "GPU": 0.25}, {"CPU": 16, "GPU": 1})
+    4
+    >>> trials_at_once({"CPU": 1, "GPU": 0}, {"CPU": 2})
+    2
+    """
+    if per_trial.get("GPU", 0) > 0 and not cluster.get("GPU"):
+        raise UsageError(f"gpus_per_learner is {per_trial['GPU']:g}, but the Ray cluster has "
+                         "no GPU: set gpus_per_learner: 0, or run on a machine with a GPU")
+    # The small epsilon keeps 1.0 / 0.1 at 10 (float division gives 9.999...).
+    return max(1, min(int(cluster.get(name, 0.0) / need + 1e-9)
+                      for name, need in per_trial.items() if need > 0))
 
 
 def _concurrency(trainable, space: dict[str, Any]) -> int:
-    """Trials at once: the cluster's CPUs over one trial's CPU request."""
     import ray
 
-    return max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_trial(trainable, space)))
+    return trials_at_once(resources_per_trial(trainable, space), ray.cluster_resources())
 
 
 def sweep_params(spec: SweepSpec) -> dict[str, Any]:
     keys = ("algo", "env", "profile", "trials", "max_env_steps", "min_env_steps_per_iteration",
-            "grace_env_steps", "reduction_factor", "max_concurrent", "seed", "evaluation",
-            "keep_checkpoints", "max_failures", "spec_file")
-    params = {k: v for k, v in asdict(spec).items() if k in keys}
+            "grace_env_steps", "reduction_factor", "target_score", "max_concurrent", "seed",
+            "evaluation", "keep_checkpoints", "max_failures", "spec_file")
+    params = {k: v for k, v in asdict(spec).items() if k in keys and v is not None}
     for k, v in spec.training.items():
         params[f"training.{k}"] = v
     for k, v in spec.env_config.items():
