@@ -33,8 +33,11 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
             status = "FAILED"
         elif metrics.get(DIVERGED):
             status = "DIVERGED"  # stopped by the trainable: non-finite losses or weights
+        elif (spec.target_score is not None and len(scores)
+              and max(scores) >= spec.target_score):
+            status = "REACHED_TARGET"  # and stopped the sweep (target_score)
         elif steps < spec.max_env_steps:
-            status = "STOPPED_EARLY"  # by ASHA
+            status = "STOPPED_EARLY"  # by ASHA, or by another trial reaching the target
         else:
             status = "FINISHED"
         checkpoint = None
@@ -72,6 +75,8 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
         "mlflow": {"tracking_uri": spec.tracking_uri, "experiment": spec.experiment},
         "trials": trials,
         "best": ranked[0] if ranked else None,
+        "target_score": spec.target_score,
+        "target_reached": any(t["status"] == "REACHED_TARGET" for t in trials),
         "succeeded": len(trials) - len(failed),
         "failed": len(failed),
         "failures": [{"trial": t["trial"], "error": t["error"]} for t in failed],

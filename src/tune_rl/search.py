@@ -1,4 +1,4 @@
-"""Search methods by name: what proposes a sweep's trials and what stops them early.
+"""Search methods by name: what proposes a sweep's trials and what stops them.
 
 Data (the names a sweep file may use) and the one place that turns a name
 into Tune's searcher and scheduler. Both searchers go through OptunaSearch,
@@ -39,3 +39,24 @@ def make_scheduler(name: str, time_attr: str, max_t: int, grace: int, reduction_
         return FIFOScheduler()
     return ASHAScheduler(time_attr=time_attr, max_t=max_t, grace_period=grace,
                          reduction_factor=reduction_factor)
+
+
+def make_stopper(budget_attr: str, budget: int, score_attr: str, target_score: float | None):
+    """Stops each trial at its budget; with a target score, the whole sweep
+    once any trial reaches it (a solved proxy task needs no more trials)."""
+    from ray import tune
+
+    class BudgetOrTarget(tune.Stopper):
+        def __init__(self) -> None:
+            self.reached = False
+
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            score = result.get(score_attr)
+            if target_score is not None and score is not None and score >= target_score:
+                self.reached = True
+            return self.reached or result.get(budget_attr, 0) >= budget
+
+        def stop_all(self) -> bool:
+            return self.reached
+
+    return BudgetOrTarget()

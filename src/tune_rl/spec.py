@@ -56,6 +56,9 @@ class SweepSpec:
     reduction_factor: int = 2  # ASHA keeps the best 1/reduction_factor at each rung
     search: str = "tpe"  # what proposes trials: search.SEARCHERS
     early_stopping: str = "asha"  # what stops them early: search.SCHEDULERS
+    # Stops the whole sweep once a trial's score reaches it (a proxy task
+    # such as CartPole, "solved" at 450); none: every trial runs.
+    target_score: float | None = None
     max_concurrent: int = 0  # 0: as many as the CPUs (or cluster) allow
     seed: int = 0
     evaluation: bool = True  # the notebook's: every 10 iterations, 3 episodes
@@ -111,6 +114,10 @@ class SweepSpec:
             raise unknown("search", self.search, SEARCHERS)
         if self.early_stopping not in SCHEDULERS:
             raise unknown("early_stopping", self.early_stopping, SCHEDULERS)
+        if self.target_score is not None and (
+                isinstance(self.target_score, bool)
+                or not isinstance(self.target_score, (int, float))):
+            raise UsageError(f"target_score must be a number, got {self.target_score!r}")
         if not 0 < self.schedule_scale <= 1:
             raise UsageError(f"schedule_scale must be in (0, 1], got {self.schedule_scale}")
         if self.reduction_factor < 2:
