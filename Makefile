@@ -37,7 +37,7 @@ SWEEP_FLAGS = --profile $(PROFILE) \
 	$(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI)) \
 	$(if $(ADDRESS),--address $(ADDRESS)) $(ARGS)
 
-.PHONY: install chromium sweep submit dry-run list test lint bench bench-quick mlflow-ui clean
+.PHONY: install chromium sweep submit dry-run list test lint bench bench-quick bench-profiles mlflow-ui clean
 
 install: $(STAMP)
 
@@ -92,6 +92,12 @@ bench: install
 
 bench-quick: install
 	$(BIN)/python benchmarks/run.py --quick
+
+# Each quick profile timed end to end, as `make sweep` runs it (about 10
+# minutes each on 2 cores) -> benchmarks/results/profiles.json and .md.
+# ALGOS="PPO DQN" times some; the other rows stay from their last run.
+bench-profiles: install
+	$(BIN)/python benchmarks/profiles.py $(if $(ALGOS),--algos $(ALGOS))
 
 # The MLflow UI over the embedded store, on loopback only. MLflow 3 opens an
 # experiment on its GenAI overview: the links printed first open the runs.

@@ -127,7 +127,8 @@ def replay_bytes_per_transition(steps: int) -> float:
     try:
         algo.train()
         buffer = algo.local_replay_buffer
-        stored = sum(ep.get_observations().nbytes for ep in buffer.episodes)
+        # Episodes are kept as lists of per-step arrays (config.py).
+        stored = sum(np.asarray(ep.get_observations()).nbytes for ep in buffer.episodes)
         return stored / buffer.get_num_timesteps()
     finally:
         algo.stop()
@@ -322,9 +323,11 @@ def mlflow_ms_per_result(results: int) -> float:
 # --- search efficiency --------------------------------------------------------------
 
 def env_steps_to_reach(search: str, early_stopping: str, seed: int, trials: int,
-                       max_steps: int, target: float = 450.0) -> float:
-    """Total env steps a CartPole PPO sweep spends (all trials, one at a time)
-    until some trial's score reaches `target`; inf when none does."""
+                       max_steps: int, target: float = 450.0, at_once: int = 2) -> float:
+    """Total env steps a CartPole PPO sweep spends, all trials together, until
+    some trial's score reaches `target`; inf when none does. The sweep stops
+    there (target_score). With trials running `at_once`, each trial counts the
+    steps it had reported by then."""
     import json
 
     from tune_rl.runner import plan_sweep, run_sweep
@@ -333,8 +336,8 @@ def env_steps_to_reach(search: str, early_stopping: str, seed: int, trials: int,
     with tempfile.TemporaryDirectory() as folder:
         spec = load_spec("PPO", env="cartpole", trials=trials, max_env_steps=max_steps,
                          seed=seed, search=search, early_stopping=early_stopping,
-                         evaluation=False, max_concurrent=1,
-                         grace_env_steps=max(1000, max_steps // 8),
+                         target_score=target, evaluation=False, max_concurrent=at_once,
+                         grace_env_steps=max(1000, max_steps // 10),
                          min_env_steps_per_iteration=1000,
                          training={"train_batch_size_per_learner": 1000},
                          name=f"bench-{search}-{seed}", storage_path=f"{folder}/r",
@@ -344,12 +347,17 @@ def env_steps_to_reach(search: str, early_stopping: str, seed: int, trials: int,
         for path in _result_files(f"{folder}/r/{spec.name}"):
             with open(path) as f:
                 trial_results.append([json.loads(line) for line in f if line.strip()])
-    # One at a time: trials ran in the order they started.
-    trial_results.sort(key=lambda rs: rs[0]["timestamp"])
-    spent = 0.0
-    for results in trial_results:
-        for r in results:
-            if r.get("score", -math.inf) >= target:
-                return spent + r["num_env_steps_sampled_lifetime"]
-        spent += results[-1]["num_env_steps_sampled_lifetime"]
-    return math.inf
+    return steps_until(trial_results, target)
+
+
+def steps_until(trial_results: list[list[dict]], target: float) -> float:
+    """Env steps of all trials up to the first result (by Tune's timestamp)
+    whose score reaches `target`; inf when none does."""
+    reached = [r["timestamp"] for results in trial_results for r in results
+               if r.get("score", -math.inf) >= target]
+    if not reached:
+        return math.inf
+    when = min(reached)
+    return float(sum(max((r["num_env_steps_sampled_lifetime"] for r in results
+                          if r["timestamp"] <= when), default=0)
+                     for results in trial_results))

@@ -43,3 +43,36 @@ def test_bench_writes_every_figure(tmp_path):
     assert 84 * 84 * 4 <= replay <= 2 * 84 * 84 * 4
     table = (tmp_path / "latest.md").read_text()
     assert all(f"| {name} |" in table for name in FIGURES)
+
+
+@pytest.mark.slow
+def test_profile_timing_runs_a_real_sweep_and_keeps_other_rows(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "profiles.json").write_text(json.dumps({"DQN/quick": {
+        "algo": "DQN", "profile": "quick", "wall_minutes": 9.0, "exit_code": 1,
+        "error": "an earlier run"}}))
+    done = subprocess.run([sys.executable, "benchmarks/profiles.py", "--algos", "PPO",
+                           "--env", "cartpole", "--trials", "1", "--max-env-steps", "2000",
+                           "--out", str(tmp_path)], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads((tmp_path / "profiles.json").read_text())
+    assert set(rows) == {"DQN/quick", "PPO/quick"}
+    ppo = rows["PPO/quick"]
+    assert ppo["trials"] == 1 and ppo["statuses"] == {"FINISHED": 1}
+    assert ppo["env_steps"] >= 2000 and ppo["wall_minutes"] > 0
+    assert "| PPO | quick |" in (tmp_path / "profiles.md").read_text()
+
+
+def test_search_steps_count_every_trial_up_to_the_first_to_reach_the_target():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from measure import steps_until
+
+    def results(*rows):
+        return [{"timestamp": t, "num_env_steps_sampled_lifetime": s, "score": c}
+                for t, s, c in rows]
+
+    a = results((1, 1000, 20), (3, 2000, 60), (5, 3000, 90))
+    b = results((2, 1000, 30), (4, 2000, 450), (6, 3000, 480))
+    # b reaches 450 at t=4, when a had reported 2,000 steps: 2,000 + 2,000.
+    assert steps_until([a, b], 450) == 4000
+    assert steps_until([a], 450) == float("inf")
