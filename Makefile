@@ -85,16 +85,18 @@ test: install chromium
 lint: install
 	$(BIN)/ruff check src tests search_spaces benchmarks
 
-# Speed figures -> benchmarks/results/latest.json and latest.md (full: over
-# 25 minutes on 2 cores; quick: about 6 minutes, same keys, smaller samples).
+# Speed figures -> benchmarks/results/latest.json and latest.md, and full.* or
+# quick.* (full: 37.5 minutes on 2 cores; quick: about 6, same keys, smaller
+# samples).
 bench: install
 	$(BIN)/python benchmarks/run.py
 
 bench-quick: install
 	$(BIN)/python benchmarks/run.py --quick
 
-# Each quick profile timed end to end, as `make sweep` runs it (about 10
-# minutes each on 2 cores) -> benchmarks/results/profiles.json and .md.
+# Each quick profile timed end to end, as `make sweep` runs it (2.4 to 12.9
+# minutes each on 2 cores, 73 for all ten) -> benchmarks/results/profiles.json
+# and .md.
 # ALGOS="PPO DQN" times some; the other rows stay from their last run.
 bench-profiles: install
 	$(BIN)/python benchmarks/profiles.py $(if $(ALGOS),--algos $(ALGOS))

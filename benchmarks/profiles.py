@@ -33,8 +33,8 @@ def time_sweep(algo: str, profile: str, overrides: dict) -> dict:
                  "--tracking-uri", f"sqlite:///{folder}/mlflow.db"]
         for name, value in overrides.items():
             flags += [f"--{name.replace('_', '-')}", str(value)]
-        estimated = plan_sweep(load_spec(algo, profile=profile, **overrides)).describe()[
-            "estimated_wall_time"]
+        estimated = plan_sweep(load_spec(algo, profile=profile, **overrides)
+                               ).estimate_wall_time()
         start = time.time()
         done = subprocess.run([sys.executable, "-m", "tune_rl.cli", "sweep", *flags],
                               capture_output=True, text=True)

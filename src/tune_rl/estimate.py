@@ -49,8 +49,10 @@ def estimate(spec: SweepSpec, rllib_algo: str, cpus_per_trial: float,
     rate = figures["figures"].get(RATE_FIGURES.get(rllib_algo, ""), {}).get("value")
     if not rate:
         return f"no estimate: `make bench` measures no {rllib_algo} trial"
+    from tune_rl.runner import trials_at_once
+
     cpus = os.cpu_count() or 1
-    at_once = spec.max_concurrent or max(1, int(cpus // cpus_per_trial))
+    at_once = spec.max_concurrent or trials_at_once({"CPU": cpus_per_trial}, {"CPU": cpus})
     at_once = min(at_once, spec.trials)
     steps = asha_env_steps(spec.trials, spec.grace_env_steps, spec.max_env_steps,
                            spec.reduction_factor, spec.early_stopping)

@@ -50,7 +50,7 @@ class SweepPlan:
         return {"schedule_scale": self.settings.schedule_scale, "epsilon": config.epsilon,
                 "learning_starts": config.num_steps_sampled_before_learning_starts}
 
-    def _estimate(self) -> dict[str, Any] | str:
+    def estimate_wall_time(self) -> dict[str, Any] | str:
         from tune_rl.estimate import estimate
         from tune_rl.trainable import make_trainable
 
@@ -79,7 +79,7 @@ class SweepPlan:
                      (f"; the sweep once a trial's score reaches {spec.target_score:g}"
                       if spec.target_score is not None else "")),
             "concurrency": spec.max_concurrent or "as many trials as the CPUs allow",
-            "estimated_wall_time": self._estimate(),
+            "estimated_wall_time": self.estimate_wall_time(),
             "checkpoints": f"every {spec.checkpoint_every} iterations and at the end, "
                            f"keep {spec.keep_checkpoints} best per trial",
             "storage": spec.sweep_location,
