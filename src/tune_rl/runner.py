@@ -78,7 +78,7 @@ class SweepPlan:
             "stop": (f"each trial at {spec.max_env_steps} env steps" +
                      (f"; the sweep once a trial's score reaches {spec.target_score:g}"
                       if spec.target_score is not None else "")),
-            "concurrency": spec.max_concurrent or "as many trials as the CPUs allow",
+            "concurrency": spec.max_concurrent or "as many trials as the CPUs and GPUs allow",
             "estimated_wall_time": self.estimate_wall_time(),
             "checkpoints": f"every {spec.checkpoint_every} iterations and at the end, "
                            f"keep {spec.keep_checkpoints} best per trial",
