@@ -34,6 +34,8 @@ def test_a_sweep_stops_once_a_trial_reaches_the_target_score(local_ray, sweep_di
     summary = run_sweep(plan_sweep(spec))
 
     assert summary["target_reached"] is True
+    assert not summary.get("interrupted")  # a finished sweep: summary and MLflow closed
+    assert "model" in summary["best"]
     reached = [t for t in summary["trials"] if t["status"] == "REACHED_TARGET"]
     assert len(reached) == 1 and reached[0]["score"] >= 30
     assert reached[0]["env_steps"] < 20000

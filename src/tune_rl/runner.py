@@ -325,7 +325,9 @@ def _finish(plan: SweepPlan, results, tracking, concurrency: int) -> dict[str, A
     summary = summarize(plan, results, concurrency)
     summary["mlflow"]["parent_run_id"] = tracking.parent_run_id
     summary["mlflow"]["experiment_id"] = tracking.experiment_id
-    if was_interrupted(spec):
+    # A sweep the target score stopped ends with trials never started: not
+    # an interruption.
+    if not summary["target_reached"] and was_interrupted(spec):
         tracking.mark_killed()
         summary["interrupted"] = True
         return summary
