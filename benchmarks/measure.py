@@ -74,7 +74,8 @@ def vector_env_steps_per_s(steps: int, num_envs: int = 8) -> float:
 
 # --- RLlib trials, outside Tune ---------------------------------------------
 
-def build_dqn(algo: str, envs: int, learning_starts: int, iteration_steps: int):
+def build_dqn(algo: str, envs: int, learning_starts: int, iteration_steps: int,
+              env_runners: int = 0, gpus: float = 0):
     """An RLlib algorithm of a DQN preset, as a sweep builds it, outside Tune."""
     import torch
 
@@ -86,6 +87,7 @@ def build_dqn(algo: str, envs: int, learning_starts: int, iteration_steps: int):
     ENVS["breakout"].register()
     settings = TrialSettings(
         rollout_fragment_length=4, envs_per_env_runner=envs, evaluation=False,
+        env_runners=env_runners, gpus_per_learner=gpus,
         min_env_steps_per_iteration=iteration_steps,
         training={"num_steps_sampled_before_learning_starts": learning_starts})
     return build_config(PRESETS[algo], ENVS["breakout"], {}, settings).build_algo()
@@ -109,9 +111,11 @@ def _train_rate(algo, iterations: int) -> float:
     return (result["num_env_steps_sampled_lifetime"] - steps0) / (time.perf_counter() - start)
 
 
-def rainbow_learning(steps: int, envs: int = 8) -> dict[str, float]:
+def rainbow_learning(steps: int, envs: int = 8, env_runners: int = 0,
+                     gpus: float = 0) -> dict[str, float]:
     """Rainbow once learning has started: env steps/s and RLlib's update time."""
-    algo = build_dqn("Rainbow_DQN", envs, learning_starts=64, iteration_steps=steps)
+    algo = build_dqn("Rainbow_DQN", envs, learning_starts=64, iteration_steps=steps,
+                     env_runners=env_runners, gpus=gpus)
     try:
         algo.train()  # start-up and the first updates
         rate = _train_rate(algo, 1)
@@ -136,7 +140,7 @@ def replay_bytes_per_transition(steps: int) -> float:
 
 # --- the same Rainbow update in plain PyTorch ---------------------------------
 
-def plain_pytorch_rainbow_update_ms(updates: int) -> float:
+def plain_pytorch_rainbow_update_ms(updates: int, device: str = "cpu") -> float:
     """One Rainbow update of our network without RLlib: double-Q C51 target,
     cross-entropy loss weighted by importance weights, backward, fused Adam.
     This is the bound an RLlib update can approach on the same device."""
@@ -154,16 +158,18 @@ def plain_pytorch_rainbow_update_ms(updates: int) -> float:
         spaces={"default_policy": (obs_space, gym.spaces.Discrete(4))},
         inference_only=False).build()
     module.make_target_networks()  # as RLlib's learner does
-    online = module
+    online = module.to(device)
     optimizer = torch.optim.Adam(online.parameters(), lr=6.25e-5, eps=1.5e-4, fused=True)
     batch, atoms, gamma_n = 32, 51, 0.99**3
     rng = torch.Generator().manual_seed(0)
-    obs = torch.randint(0, 256, (batch, 84, 84, 4), dtype=torch.uint8, generator=rng)
-    next_obs = torch.randint(0, 256, (batch, 84, 84, 4), dtype=torch.uint8, generator=rng)
-    actions = torch.randint(0, 4, (batch,), generator=rng)
-    rewards = torch.randn(batch, generator=rng).clamp(-1, 1)
-    weights = torch.rand(batch, generator=rng)
-    support = torch.linspace(-10, 10, atoms)
+    obs = torch.randint(0, 256, (batch, 84, 84, 4), dtype=torch.uint8, generator=rng).to(device)
+    next_obs = torch.randint(0, 256, (batch, 84, 84, 4), dtype=torch.uint8,
+                             generator=rng).to(device)
+    actions = torch.randint(0, 4, (batch,), generator=rng).to(device)
+    rewards = torch.randn(batch, generator=rng).clamp(-1, 1).to(device)
+    weights = torch.rand(batch, generator=rng).to(device)
+    support = torch.linspace(-10, 10, atoms, device=device)
+    rows = torch.arange(batch, device=device)
     delta = 20 / (atoms - 1)
 
     def update() -> None:
@@ -172,37 +178,48 @@ def plain_pytorch_rainbow_update_ms(updates: int) -> float:
         with torch.no_grad():
             target = online.forward_target({"obs": next_obs})
             best = next_q.argmax(-1)
-            next_probs = target["qf_probs"][torch.arange(batch), best]
+            next_probs = target["qf_probs"][rows, best]
             tz = (rewards[:, None] + gamma_n * support[None]).clamp(-10, 10)
             b = (tz + 10) / delta
             lower, upper = b.floor().long(), b.ceil().long()
-            projected = torch.zeros(batch, atoms)
+            projected = torch.zeros(batch, atoms, device=device)
             projected.scatter_add_(1, lower, next_probs * (upper.float() - b + (lower == upper)))
             projected.scatter_add_(1, upper, next_probs * (b - lower.float()))
-        log_probs = torch.log_softmax(logits[torch.arange(batch), actions], -1)
+        log_probs = torch.log_softmax(logits[rows, actions], -1)
         loss = (-(projected * log_probs).sum(-1) * weights).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
 
     update()
+    _sync(device)
     start = time.perf_counter()
     for _ in range(updates):
         update()
+    _sync(device)
     return 1000 * (time.perf_counter() - start) / updates
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 # --- sweeps under Tune ------------------------------------------------------------
 
 def sweep_trial(algo: str, steps: int, iteration_steps: int, training: dict | None = None,
-                trials: int = 1) -> dict[str, Any]:
+                trials: int = 1, profile: str = "quick", **overrides: Any) -> dict[str, Any]:
     """A real `tune-rl sweep` of `trials` trials (all at once), as a user runs
-    it: start-up to first result, per-trial and total env steps/s."""
+    it: start-up to first result, per-trial and total env steps/s. `overrides`
+    are spec fields (env_runners, gpus_per_learner, ...) over `profile`'s."""
     from tune_rl.runner import plan_sweep, run_sweep
     from tune_rl.spec import load_spec
 
     with tempfile.TemporaryDirectory() as folder:
-        spec = load_spec(algo, trials=trials, max_env_steps=steps, evaluation=False,
+        spec = load_spec(algo, profile=profile, trials=trials, max_env_steps=steps,
+                         evaluation=False, **overrides,
                          min_env_steps_per_iteration=iteration_steps, grace_env_steps=steps,
                          max_concurrent=trials, training=training or {},
                          name=f"bench-{algo}-{trials}", storage_path=f"{folder}/ray_results",

@@ -159,14 +159,18 @@ def markdown(report: dict) -> str:
              f"Measured {report['measured_at']} on {report['machine']['cpus']} CPUs, "
              f"GPU: {report['machine']['gpu'] or 'none'}; "
              + ", ".join(f"{k} {v}" for k, v in report["machine"]["versions"].items()) + ".",
-             "", "| figure | value | unit | compared to | ratio | target | met |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             ""]
+    # GPU runs (gpu.py) give each figure the GPU's busy share while it ran.
+    busy = any("gpu_busy_percent" in f for f in report["figures"].values())
+    lines += ["| figure | value | unit | compared to | ratio | target | met |"
+              + (" GPU busy % |" if busy else ""),
+              "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if busy else "")]
     for name, f in report["figures"].items():
         met = {True: "yes", False: "no", None: ""}[f["met"]]
         compared = f"{f['compared_to']} ({f['reference']})" if f["compared_to"] else ""
         lines.append(f"| {name} | {f['value']} | {f['unit']} | {compared} | "
                      f"{f['ratio'] if f['ratio'] is not None else ''} | {f['target'] or ''} "
-                     f"| {met} |")
+                     f"| {met} |" + (f" {f.get('gpu_busy_percent')} |" if busy else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -76,3 +76,38 @@ def test_search_steps_count_every_trial_up_to_the_first_to_reach_the_target():
     # b reaches 450 at t=4, when a had reported 2,000 steps: 2,000 + 2,000.
     assert steps_until([a, b], 450) == 4000
     assert steps_until([a], 450) == float("inf")
+
+
+GPU_FIGURES = {
+    "rainbow_update_plain_pytorch_ms", "rainbow_update_rllib_ms",
+    "rainbow_learning_env_steps_per_s", "rainbow_full_profile_alone_env_steps_per_s",
+    "rainbow_full_profile_at_once_per_trial_env_steps_per_s",
+    "rainbow_full_profile_at_once_total_env_steps_per_s", "ppo_full_profile_env_steps_per_s",
+}
+
+
+@pytest.mark.slow
+def test_gpu_bench_plumbing_writes_every_figure(tmp_path):
+    """`make bench-gpu`'s figures, run on this CPU (`--tiny`): the full
+    profiles' sweeps really run, two Rainbow trials at once on two cores."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "benchmarks/gpu.py", "--tiny", "--out", str(tmp_path)],
+                          cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu.json").read_text())
+    assert report["errors"] == {}
+    assert set(report["figures"]) == GPU_FIGURES
+    total = report["figures"]["rainbow_full_profile_at_once_total_env_steps_per_s"]
+    assert total["compared_to"] == "one trial alone" and total["ratio"] > 0
+    assert "2 trials together" in total["unit"]
+    assert "| GPU busy % |" in (tmp_path / "gpu.md").read_text()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_gpu_bench_without_a_gpu_says_so(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "benchmarks/gpu.py", "--out", str(tmp_path)],
+                          cwd=root, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "no CUDA GPU" in done.stderr and "make bench" in done.stderr
+    assert not (tmp_path / "gpu.json").exists()

@@ -1,7 +1,8 @@
 """What a trial asks Ray for, and how many trials run at once.
 
 The GPU side is checked on resource requests only: CI has no GPU, and a
-request is what Ray schedules by (a GPU run is `make bench` on a GPU machine).
+request is what Ray schedules by (a GPU run is `make bench-gpu` on a GPU
+machine; benchmarks/results/gpu.md has one).
 """
 
 from __future__ import annotations
@@ -27,11 +28,20 @@ def test_a_fractional_gpu_reaches_rllibs_resource_request():
     assert request == {"CPU": 4.0, "GPU": 0.25}
 
 
-def test_full_dqn_profiles_put_four_trials_on_one_gpu_of_a_16_core_machine():
-    for algo in ("DQN", "Rainbow_DQN"):
+def test_full_dqn_profiles_put_eight_trials_on_one_gpu_of_a_16_core_machine():
+    # Each samples in its own process: 1 CPU and an eighth of the GPU.
+    for algo in ("DQN", "Double_DQN", "Dueling_DQN", "DQN_PER", "Noisy_DQN", "DQN_C51",
+                 "Rainbow_DQN"):
         request = request_of(algo, profile="full")
-        assert request["GPU"] == 0.25
-        assert trials_at_once(request, {"CPU": 16, "GPU": 1}) == 4
+        assert request == {"CPU": 1.0, "GPU": 0.125}, algo
+        assert trials_at_once(request, {"CPU": 16, "GPU": 1}) == 8
+
+
+def test_full_ppo_profile_samples_with_most_of_a_16_core_machine():
+    # 12 env runners and the trial's own process, with the whole GPU.
+    request = request_of("PPO", profile="full")
+    assert request == {"CPU": 13.0, "GPU": 1.0}
+    assert trials_at_once(request, {"CPU": 16, "GPU": 1}) == 1
 
 
 @pytest.mark.parametrize("per_trial, cluster, expected", [

@@ -55,7 +55,8 @@ class SweepPlan:
         from tune_rl.trainable import make_trainable
 
         trainable = make_trainable(self.preset, self.env, self.settings, self.spec.torch_threads)
-        return estimate(self.spec, self.preset.rllib_algo, cpus_per_trial(trainable, self.space))
+        return estimate(self.spec, self.preset.rllib_algo,
+                        resources_per_trial(trainable, self.space))
 
     def describe(self) -> dict[str, Any]:
         spec = self.spec
@@ -379,10 +380,6 @@ def resources_per_trial(trainable, space: dict[str, Any]) -> dict[str, float]:
     request = trainable.default_resource_request(representative_params(space))
     resources = request.required_resources
     return {"CPU": max(1.0, resources.get("CPU", 1.0)), "GPU": resources.get("GPU", 0.0)}
-
-
-def cpus_per_trial(trainable, space: dict[str, Any]) -> float:
-    return resources_per_trial(trainable, space)["CPU"]
 
 
 def trials_at_once(per_trial: dict[str, float], cluster: dict[str, float]) -> int:
