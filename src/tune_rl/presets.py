@@ -55,9 +55,10 @@ ATARI_DQN: dict[str, tuple[Any, str]] = {
     # it, more envs would silently lower the replay ratio).
     "training_intensity": (8, "Dopamine dqn.gin/rainbow.gin: update_period 4, batch_size 32"),
     "hiddens": ([512], "Mnih et al. 2015: one 512-unit hidden layer after the convolutions"),
-    # Dopamine keeps 1,000,000 transitions; at today's float32 stacked frames
-    # (113 KB each, envs.py) that is 113 GB, so the notebook's PER capacity
-    # serves every variant alike.
+    # Dopamine keeps 1,000,000 transitions; with four uint8 frames stored per
+    # transition (28 KB, envs.py) that is 28 GB a trial, and eight trials
+    # share a GPU machine in the full profiles, so the notebook's PER
+    # capacity (1.7 GB) serves every variant alike.
     "replay_buffer_config": ({"type": "EpisodeReplayBuffer", "capacity": 60000},
                              "notebook's PER capacity (Dopamine's 1M does not fit in memory yet)"),
 }
