@@ -147,6 +147,8 @@ def test_each_dqn_preset_takes_real_gradient_steps_on_breakout(local_ray, name):
     algo = build_config(PRESETS[name], ENVS["breakout"], {}, settings).build_algo()
     try:
         before = flat_weights(algo)
+        torch.set_flush_denormal(False)
+        assert torch.tensor([1e-39]).mul(1.0).item() != 0.0  # a subnormal float
         results = [algo.train() for _ in range(2)]
         learner = results[-1]["learners"]["default_policy"]
         assert math.isfinite(learner["qf_loss"]) and math.isfinite(learner["total_loss"])
@@ -155,6 +157,9 @@ def test_each_dqn_preset_takes_real_gradient_steps_on_breakout(local_ray, name):
         # DQNConfig's adam_epsilon reaches Adam (RLlib's own learner drops it).
         optimizer = algo.learner_group._learner.get_optimizer()
         assert optimizer.defaults["eps"] == algo.config.adam_epsilon
+        # The update (here, on this thread) flushes subnormals to zero: on CPU,
+        # Adam's decaying state otherwise turns subnormal and slow (learner.py).
+        assert torch.tensor([1e-39]).mul(1.0).item() == 0.0
         buffer = algo.local_replay_buffer
         if PRESETS[name].prioritized_replay:
             # beta anneals from 0.5 towards 1 over the trial's 192 env steps.
