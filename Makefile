@@ -86,7 +86,7 @@ lint: install
 	$(BIN)/ruff check src tests search_spaces benchmarks
 
 # Speed figures -> benchmarks/results/latest.json and latest.md, and full.* or
-# quick.* (full: 37.5 minutes on 2 cores; quick: about 6, same keys, smaller
+# quick.* (full: 37 minutes on 2 cores; quick: about 6, same keys, smaller
 # samples).
 bench: install
 	$(BIN)/python benchmarks/run.py
