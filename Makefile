@@ -101,8 +101,8 @@ bench-quick: install
 bench-gpu: install
 	$(BIN)/python benchmarks/gpu.py
 
-# Each quick profile timed end to end, as `make sweep` runs it (2.4 to 12.9
-# minutes each on 2 cores, 73 for all ten) -> benchmarks/results/profiles.json
+# Each quick profile timed end to end, as `make sweep` runs it (2.4 to 10.6
+# minutes each on 2 cores, about 70 for all ten) -> benchmarks/results/profiles.json
 # and .md.
 # ALGOS="PPO DQN" times some; the other rows stay from their last run.
 bench-profiles: install
