@@ -63,20 +63,17 @@ class GpuBusy:
         self.mean = round(sum(samples) / len(samples), 1) if samples else None
 
 
-def full_profile_at_once(algo: str, **overrides) -> tuple[int, dict[str, float]]:
-    """How many trials of `algo`'s full profile this machine runs at once, and
-    what one asks Ray for: RLlib's own resource request, as the runner reads it."""
+def full_profile_at_once(algo: str, **overrides) -> tuple[int, str]:
+    """How many trials of `algo`'s full profile this (started) Ray runs at
+    once, and what one asks for, in words."""
     import ray
 
-    from tune_rl.runner import resolve_plan, resources_per_trial, trials_at_once
+    from tune_rl.runner import resolve_plan, trials_at_once
     from tune_rl.spec import load_spec
-    from tune_rl.trainable import make_trainable
 
-    spec = load_spec(algo, profile="full", **overrides)
-    plan = resolve_plan(spec)
-    trainable = make_trainable(plan.preset, plan.env, plan.settings, spec.torch_threads)
-    per_trial = resources_per_trial(trainable, plan.space)
-    return trials_at_once(per_trial, ray.cluster_resources()), per_trial
+    per_trial = resolve_plan(load_spec(algo, profile="full", **overrides)).resources_per_trial()
+    return (trials_at_once(per_trial, ray.cluster_resources()),
+            f"{per_trial['CPU']:g} CPU, {per_trial['GPU']:g} GPU a trial")
 
 
 def figures(size: dict):
@@ -102,46 +99,42 @@ def figures(size: dict):
                 r["env_steps_per_s"], "env steps/s (8 envs in the trial's process)", bound,
                 "plain-PyTorch bound (4 env steps per update)", 0.6, ">= 0.6 of the bound")}
 
-    def rainbow(alone: bool):
+    at_once, rainbow_ask = full_profile_at_once("Rainbow_DQN", **size["rainbow_overrides"])
+
+    def rainbow(trials: int):
         def run():
-            at_once, per_trial = full_profile_at_once("Rainbow_DQN",
-                                                      **size["rainbow_overrides"])
-            trials = 1 if alone else at_once
-            if trials == 1 and not alone:
-                return {}  # one trial at a time here: the figure above says it
             r = measure.sweep_trial(
                 "Rainbow_DQN", size["rainbow_steps"], size["rainbow_iteration"],
                 trials=trials, profile="full", schedule_scale=0.02,
                 **size["rainbow_overrides"])
-            ask = f"{per_trial['CPU']:g} CPU, {per_trial['GPU']:g} GPU a trial"
-            if alone:
+            if trials == 1:
                 state["rainbow_alone"] = r["total_env_steps_per_s"]
                 return {"rainbow_full_profile_alone_env_steps_per_s": figure(
-                    r["per_trial_env_steps_per_s"], f"env steps/s, one trial ({ask})")}
+                    r["per_trial_env_steps_per_s"], f"env steps/s, one trial ({rainbow_ask})")}
             return {
                 "rainbow_full_profile_at_once_per_trial_env_steps_per_s": figure(
                     r["per_trial_env_steps_per_s"],
-                    f"env steps/s per trial, {trials} at once ({ask})"),
+                    f"env steps/s per trial, {trials} at once ({rainbow_ask})"),
                 "rainbow_full_profile_at_once_total_env_steps_per_s": figure(
                     r["total_env_steps_per_s"], f"env steps/s, {trials} trials together",
                     state.get("rainbow_alone"), "one trial alone", 4.0, ">= 4x one trial")}
         return run
 
     def ppo():
-        at_once, per_trial = full_profile_at_once("PPO", **size["ppo_overrides"])
+        _, ask = full_profile_at_once("PPO", **size["ppo_overrides"])
         r = measure.sweep_trial("PPO", size["ppo_steps"], size["ppo_iteration"],
                                 training=size["ppo_training"], profile="full",
                                 **size["ppo_overrides"])
         return {"ppo_full_profile_env_steps_per_s": figure(
-            r["per_trial_env_steps_per_s"],
-            f"env steps/s, one trial ({per_trial['CPU']:g} CPU, {per_trial['GPU']:g} GPU)",
+            r["per_trial_env_steps_per_s"], f"env steps/s, one trial ({ask})",
             target=2500, target_text=">= 2,500")}
 
+    together = [(f"Rainbow full profile, {at_once} at once", rainbow(at_once))] \
+        if at_once > 1 else []  # one at a time here: the figure before says it
     return [("plain PyTorch Rainbow update", plain),
             ("Rainbow learning outside Tune", learning),
-            ("Rainbow full profile, one trial", rainbow(alone=True)),
-            ("Rainbow full profile, as many as fit", rainbow(alone=False)),
-            ("PPO full profile", ppo)]
+            ("Rainbow full profile, one trial", rainbow(1))] + together + \
+        [("PPO full profile", ppo)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,7 +75,7 @@ def vector_env_steps_per_s(steps: int, num_envs: int = 8) -> float:
 # --- RLlib trials, outside Tune ---------------------------------------------
 
 def build_dqn(algo: str, envs: int, learning_starts: int, iteration_steps: int,
-              env_runners: int = 0, gpus: float = 0):
+              gpus: float = 0):
     """An RLlib algorithm of a DQN preset, as a sweep builds it, outside Tune."""
     import torch
 
@@ -87,7 +87,7 @@ def build_dqn(algo: str, envs: int, learning_starts: int, iteration_steps: int,
     ENVS["breakout"].register()
     settings = TrialSettings(
         rollout_fragment_length=4, envs_per_env_runner=envs, evaluation=False,
-        env_runners=env_runners, gpus_per_learner=gpus,
+        gpus_per_learner=gpus,
         min_env_steps_per_iteration=iteration_steps,
         training={"num_steps_sampled_before_learning_starts": learning_starts})
     return build_config(PRESETS[algo], ENVS["breakout"], {}, settings).build_algo()
@@ -111,11 +111,10 @@ def _train_rate(algo, iterations: int) -> float:
     return (result["num_env_steps_sampled_lifetime"] - steps0) / (time.perf_counter() - start)
 
 
-def rainbow_learning(steps: int, envs: int = 8, env_runners: int = 0,
-                     gpus: float = 0) -> dict[str, float]:
+def rainbow_learning(steps: int, envs: int = 8, gpus: float = 0) -> dict[str, float]:
     """Rainbow once learning has started: env steps/s and RLlib's update time."""
     algo = build_dqn("Rainbow_DQN", envs, learning_starts=64, iteration_steps=steps,
-                     env_runners=env_runners, gpus=gpus)
+                     gpus=gpus)
     try:
         algo.train()  # start-up and the first updates
         rate = _train_rate(algo, 1)
@@ -265,15 +264,13 @@ def bare_loop_env_steps_per_s(algo: str, steps: int, iteration_steps: int,
 
     from tune_rl.runner import representative_params, resolve_plan
     from tune_rl.spec import load_spec
-    from tune_rl.trainable import make_trainable
 
     spec = load_spec(algo, max_env_steps=steps, evaluation=False,
                      min_env_steps_per_iteration=iteration_steps, training=training or {})
     plan = resolve_plan(spec)
     params = params or representative_params(plan.space)
     torch.set_num_threads(spec.torch_threads)
-    trial = make_trainable(plan.preset, plan.env, plan.settings, spec.torch_threads)(
-        config=params)
+    trial = plan.trainable()(config=params)
     try:
         result = trial.train()
         steps0, start = result["num_env_steps_sampled_lifetime"], time.perf_counter()

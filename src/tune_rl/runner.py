@@ -50,13 +50,19 @@ class SweepPlan:
         return {"schedule_scale": self.settings.schedule_scale, "epsilon": config.epsilon,
                 "learning_starts": config.num_steps_sampled_before_learning_starts}
 
-    def estimate_wall_time(self) -> dict[str, Any] | str:
-        from tune_rl.estimate import estimate
+    def trainable(self):
+        """The Tune trainable every trial of this sweep runs."""
         from tune_rl.trainable import make_trainable
 
-        trainable = make_trainable(self.preset, self.env, self.settings, self.spec.torch_threads)
-        return estimate(self.spec, self.preset.rllib_algo,
-                        resources_per_trial(trainable, self.space))
+        return make_trainable(self.preset, self.env, self.settings, self.spec.torch_threads)
+
+    def resources_per_trial(self) -> dict[str, float]:
+        return resources_per_trial(self.trainable(), self.space)
+
+    def estimate_wall_time(self) -> dict[str, Any] | str:
+        from tune_rl.estimate import estimate
+
+        return estimate(self.spec, self.preset.rllib_algo, self.resources_per_trial())
 
     def describe(self) -> dict[str, Any]:
         spec = self.spec
@@ -230,13 +236,12 @@ def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None
     # searched parameters, not the whole RLlib config.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from tune_rl.tracking import MLflowTracking, sweep_tags
-    from tune_rl.trainable import make_trainable
 
     spec = plan.spec
     connect(address)
     check_storage_is_shared(spec.storage_path)
     plan.env.register()
-    trainable = make_trainable(plan.preset, plan.env, plan.settings, spec.torch_threads)
+    trainable = plan.trainable()
     concurrency = spec.max_concurrent or _concurrency(trainable, plan.space)
 
     tracking = MLflowTracking(
