@@ -68,7 +68,8 @@ def full_profile_at_once(algo: str, **overrides) -> tuple[int, str]:
     once, and what one asks for, in words."""
     import ray
 
-    from tune_rl.runner import resolve_plan, trials_at_once
+    from tune_rl.estimate import trials_at_once
+    from tune_rl.plan import resolve_plan
     from tune_rl.spec import load_spec
 
     per_trial = resolve_plan(load_spec(algo, profile="full", **overrides)).resources_per_trial()

@@ -213,7 +213,8 @@ def sweep_trial(algo: str, steps: int, iteration_steps: int, training: dict | No
     """A real `tune-rl sweep` of `trials` trials (all at once), as a user runs
     it: start-up to first result, per-trial and total env steps/s. `overrides`
     are spec fields (env_runners, gpus_per_learner, ...) over `profile`'s."""
-    from tune_rl.runner import plan_sweep, run_sweep
+    from tune_rl.plan import plan_sweep
+    from tune_rl.runner import run_sweep
     from tune_rl.spec import load_spec
 
     with tempfile.TemporaryDirectory() as folder:
@@ -262,7 +263,7 @@ def bare_loop_env_steps_per_s(algo: str, steps: int, iteration_steps: int,
     ASHA, MLflow or checkpoints."""
     import torch
 
-    from tune_rl.runner import representative_params, resolve_plan
+    from tune_rl.plan import representative_params, resolve_plan
     from tune_rl.spec import load_spec
 
     spec = load_spec(algo, max_env_steps=steps, evaluation=False,
@@ -344,7 +345,8 @@ def env_steps_to_reach(search: str, early_stopping: str, seed: int, trials: int,
     steps it had reported by then."""
     import json
 
-    from tune_rl.runner import plan_sweep, run_sweep
+    from tune_rl.plan import plan_sweep
+    from tune_rl.runner import run_sweep
     from tune_rl.spec import load_spec
 
     with tempfile.TemporaryDirectory() as folder:

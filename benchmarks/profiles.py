@@ -24,7 +24,7 @@ RESULTS = Path(__file__).with_name("results")
 def time_sweep(algo: str, profile: str, overrides: dict) -> dict:
     """One sweep in its own process; `overrides` are spec fields also given
     on the command line (tests: a cheaper env, fewer trials and steps)."""
-    from tune_rl.runner import plan_sweep
+    from tune_rl.plan import plan_sweep
     from tune_rl.spec import load_spec
 
     with tempfile.TemporaryDirectory() as folder:

@@ -19,9 +19,10 @@ from mlflow.tracking import MlflowClient
 
 from tune_rl.config import policy_observation_space
 from tune_rl.envs import ENVS, make_breakout
+from tune_rl.plan import plan_sweep
 from tune_rl.policy import PolicyModel, module_path
 from tune_rl.presets import PRESETS
-from tune_rl.runner import plan_sweep, run_sweep
+from tune_rl.runner import run_sweep
 from tune_rl.spec import load_spec
 
 # PPO samples a whole train batch per iteration: keep it inside the budget.

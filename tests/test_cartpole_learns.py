@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tune_rl.runner import plan_sweep, run_sweep
+from tune_rl.plan import plan_sweep
+from tune_rl.runner import run_sweep
 from tune_rl.spec import load_spec
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tune_rl.cli import _parser
-from tune_rl.runner import resolve_plan
+from tune_rl.plan import resolve_plan
 from tune_rl.spec import PROJECT_ROOT, load_spec
 
 MANIFESTS = sorted((PROJECT_ROOT / "deploy" / "kuberay").glob("*.yaml"))

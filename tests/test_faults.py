@@ -21,8 +21,9 @@ import ray.cloudpickle
 from mlflow.tracking import MlflowClient
 
 from tune_rl.envs import ENVS, EnvChoice
+from tune_rl.plan import plan_sweep
 from tune_rl.report import format_summary
-from tune_rl.runner import plan_sweep, run_sweep
+from tune_rl.runner import run_sweep
 from tune_rl.spec import load_spec
 
 # Ray workers cannot import this test module; ship its functions by value.

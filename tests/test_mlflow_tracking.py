@@ -17,7 +17,8 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from tune_rl.envs import make_breakout
-from tune_rl.runner import plan_sweep, run_sweep
+from tune_rl.plan import plan_sweep
+from tune_rl.runner import run_sweep
 from tune_rl.spec import PROJECT_ROOT, load_spec
 from tune_rl.trainable import REPLAY_BUFFER_FILE
 

@@ -18,8 +18,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tune_rl.cli import main
+from tune_rl.plan import plan_sweep
 from tune_rl.report import format_summary
-from tune_rl.runner import plan_sweep, run_sweep
+from tune_rl.runner import run_sweep
 from tune_rl.spec import load_spec
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from tune_rl.errors import UsageError
-from tune_rl.runner import resolve_plan, resources_per_trial, trials_at_once
+from tune_rl.estimate import trials_at_once
+from tune_rl.plan import resolve_plan, resources_per_trial
 from tune_rl.spec import load_spec
 from tune_rl.trainable import make_trainable
 

@@ -98,7 +98,7 @@ def _load(args: argparse.Namespace):
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from tune_rl.runner import plan_sweep, sweep_state
+    from tune_rl.plan import plan_sweep, sweep_state
 
     spec = _load(args)
     if args.resume_if_unfinished:
@@ -124,7 +124,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from tune_rl.runner import resolve_plan
+    from tune_rl.plan import resolve_plan
     from tune_rl.submit import job_sweep_args, prepare_job, submit_and_follow
 
     spec = _load(args)

@@ -14,6 +14,7 @@ import math
 import os
 from typing import Any
 
+from tune_rl.errors import UsageError
 from tune_rl.spec import PROJECT_ROOT, SweepSpec
 
 BENCH_FILE = PROJECT_ROOT / "benchmarks" / "results" / "latest.json"
@@ -51,8 +52,6 @@ def estimate(spec: SweepSpec, rllib_algo: str, per_trial: dict[str, float],
     """The sweep's wall time on this machine, or why it cannot be estimated.
     `per_trial` is what one trial asks Ray for; `machine` this machine's CPUs
     and GPUs (default: what the OS and torch see)."""
-    from tune_rl.runner import trials_at_once
-
     uses_gpu = per_trial.get("GPU", 0) > 0
     bench_file = bench_file or (GPU_BENCH_FILE if uses_gpu else BENCH_FILE)
     if not bench_file.exists():
@@ -96,3 +95,21 @@ def _gpus() -> int:
     import torch
 
     return torch.cuda.device_count()
+
+
+def trials_at_once(per_trial: dict[str, float], cluster: dict[str, float]) -> int:
+    """How many trials the cluster runs at once: its CPUs over a trial's, and
+    its GPUs over a trial's share of one (gpus_per_learner 0.25 puts four
+    trials on each GPU, which one trial leaves idle most of the time).
+
+    >>> trials_at_once({"CPU": 3, "GPU": 0.25}, {"CPU": 16, "GPU": 1})
+    4
+    >>> trials_at_once({"CPU": 1, "GPU": 0}, {"CPU": 2})
+    2
+    """
+    if per_trial.get("GPU", 0) > 0 and not cluster.get("GPU"):
+        raise UsageError(f"gpus_per_learner is {per_trial['GPU']:g}, but the Ray cluster has "
+                         "no GPU: set gpus_per_learner: 0, or run on a machine with a GPU")
+    # The small epsilon keeps 1.0 / 0.1 at 10 (float division gives 9.999...).
+    return max(1, min(int(cluster.get(name, 0.0) / need + 1e-9)
+                      for name, need in per_trial.items() if need > 0))

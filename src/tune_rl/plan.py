@@ -1,0 +1,230 @@
+"""A sweep's plan: its spec resolved against preset, env and space, and checked.
+
+`resolve_plan` touches nothing outside the process (what `tune-rl submit`
+checks before upload); `plan_sweep` also checks storage, tracking and the
+cluster address (what `--dry-run` shows). Nothing here starts Ray: `sweep`,
+`confirm`, `train` and `reference` plan here and run through runner.py.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tune_rl.cluster import check_before_connecting
+from tune_rl.config import REPLAY_PARAMS, TrialSettings, describe_network
+from tune_rl.envs import EnvChoice, get_env
+from tune_rl.errors import UsageError
+from tune_rl.presets import PRESETS, Preset
+from tune_rl.search import SCHEDULERS, SEARCHERS
+from tune_rl.spaces import check_space, load_space, space_summary
+from tune_rl.spec import SweepSpec
+from tune_rl.storage import StoredFile, check_reachable, is_uri
+
+
+@dataclass
+class SweepPlan:
+    spec: SweepSpec
+    preset: Preset
+    env: EnvChoice
+    space: dict[str, Any]
+    settings: TrialSettings
+
+    def _schedules(self) -> dict[str, Any]:
+        """The preset's env-step schedules as this sweep runs them (schedule_scale)."""
+        if not self.preset.is_dqn:
+            return {}
+        from tune_rl.config import build_config
+
+        config = build_config(self.preset, self.env, {}, self.settings)
+        return {"schedule_scale": self.settings.schedule_scale, "epsilon": config.epsilon,
+                "learning_starts": config.num_steps_sampled_before_learning_starts}
+
+    def trainable(self):
+        """The Tune trainable every trial of this sweep runs."""
+        from tune_rl.trainable import make_trainable
+
+        return make_trainable(self.preset, self.env, self.settings, self.spec.torch_threads)
+
+    def resources_per_trial(self) -> dict[str, float]:
+        return resources_per_trial(self.trainable(), self.space)
+
+    def estimate_wall_time(self) -> dict[str, Any] | str:
+        from tune_rl.estimate import estimate
+
+        return estimate(self.spec, self.preset.rllib_algo, self.resources_per_trial())
+
+    def describe(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "sweep": spec.name,
+            "algorithm": f"{self.preset.name} (RLlib {self.preset.rllib_algo})",
+            "preset": self.preset.training or "RLlib defaults",
+            "preset_sources": self.preset.sources,
+            "components": self.preset.components(),
+            "schedules": self._schedules(),
+            "network": describe_network(self.preset, self.env, settings=self.settings),
+            "env": f"{self.env.name}: {self.env.description}",
+            "space": space_summary(self.space),
+            "search": f"{SEARCHERS[spec.search]}, seed {spec.seed}, {spec.trials} trials",
+            "budget": f"{spec.max_env_steps} env steps per trial, a result every "
+                      f">= {spec.min_env_steps_per_iteration} steps",
+            "scheduler": (f"ASHA on env steps: grace {spec.grace_env_steps}, reduction factor "
+                          f"{spec.reduction_factor}, max {spec.max_env_steps}"
+                          if spec.early_stopping == "asha" else SCHEDULERS["none"]),
+            "stop": (f"each trial at {spec.max_env_steps} env steps" +
+                     (f"; the sweep once a trial's score reaches {spec.target_score:g}"
+                      if spec.target_score is not None else "")),
+            "concurrency": spec.max_concurrent or "as many trials as the CPUs and GPUs allow",
+            "estimated_wall_time": self.estimate_wall_time(),
+            "checkpoints": f"every {spec.checkpoint_every} iterations and at the end, "
+                           f"keep {spec.keep_checkpoints} best per trial",
+            "storage": spec.sweep_location,
+            "mlflow": f"{spec.tracking_uri} experiment {spec.experiment!r}",
+            "spec_file": spec.spec_file,
+        }
+
+
+SUMMARY = "summary.json"
+
+
+def tracking_state_file(spec: SweepSpec) -> StoredFile:
+    # Beside the sweep folder, not in it: at the end of a resumed run Tune
+    # syncs its driver-side copy of the folder back over the original,
+    # which would put back the copy of this file taken when the run resumed.
+    return spec.storage.file(f".tune_rl/{spec.name}.mlflow_runs.json")
+
+
+def sweep_state(spec: SweepSpec) -> str:
+    """'new', 'finished' (it wrote its summary) or 'unfinished' (killed, crashed)."""
+    storage = spec.storage
+    if not storage.exists(f"{spec.name}/tuner.pkl"):
+        return "new"
+    return "finished" if storage.exists(f"{spec.name}/{SUMMARY}") else "unfinished"
+
+
+def resolve_plan(spec: SweepSpec) -> SweepPlan:
+    """The spec resolved against its preset, env and search space, and checked.
+
+    Touches no disk and no network: `tune-rl submit` checks a sweep with it
+    on the submitting machine, whose storage and servers may not be the cluster's.
+    """
+    preset, env = PRESETS[spec.algo], get_env(spec.env)
+    settings = TrialSettings(
+        seed=spec.seed,
+        env_runners=spec.env_runners,
+        envs_per_env_runner=spec.envs_per_env_runner,
+        cpus_per_env_runner=spec.cpus_per_env_runner,
+        rollout_fragment_length=(spec.rollout_fragment_length if spec.rollout_fragment_length
+                                 == "auto" else int(spec.rollout_fragment_length)),
+        gpus_per_learner=spec.gpus_per_learner,
+        min_env_steps_per_iteration=spec.min_env_steps_per_iteration,
+        schedule_scale=spec.schedule_scale,
+        max_env_steps=spec.max_env_steps,
+        evaluation=spec.evaluation,
+        env_config=dict(spec.env_config),
+        training=dict(spec.training),
+    )
+    space = load_space(preset, env)
+    _check_not_searched(spec, space)
+    check_space(preset, env, space, settings)
+    return SweepPlan(spec, preset, env, space, settings)
+
+
+def _check_not_searched(spec: SweepSpec, space: dict[str, Any]) -> None:
+    """A fixed `training:` value that the space also searches would be silently
+    replaced by the searched one in every trial."""
+    from tune_rl.spaces import space_module_name
+
+    fixed = {name: (f"training.{name}", value) for name, value in spec.training.items()}
+    buffer = spec.training.get("replay_buffer_config") or {}
+    fixed.update({name: (f"training.replay_buffer_config.{key}", buffer[key])
+                  for name, key in REPLAY_PARAMS.items() if key in buffer})
+    for name, (where, value) in fixed.items():
+        if name in space:
+            raise UsageError(
+                f"{where}={value!r} in {Path(spec.spec_file).name or 'the spec'} is also "
+                f"searched by {space_module_name(spec.algo).replace('.', '/')}.py "
+                f"({space_summary({name: space[name]})[name]}): set {name} in one place only")
+
+
+def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None) -> SweepPlan:
+    """Everything a sweep needs, checked here (storage, tracking, cluster); starts nothing.
+
+    `address` is a Ray cluster to run on (host:port, ray://host:port or auto).
+    """
+    plan = resolve_plan(spec)
+    if is_uri(spec.storage_path):
+        check_reachable(spec.storage_path)
+    else:
+        _check_storage(Path(spec.storage_path))
+    check_before_connecting(address, spec.tracking_uri)
+    _check_tracking(spec.tracking_uri)
+    state = sweep_state(spec)
+    if resume and state != "unfinished":
+        raise UsageError(f"--resume: sweep {spec.name!r} in {spec.storage_path} is {state}; "
+                         "there is nothing to resume")
+    if not resume and state == "unfinished":
+        raise UsageError(f"sweep {spec.name!r} exists in {spec.storage_path} and did not "
+                         "finish: add --resume to continue it, or pass a new --name")
+    return plan
+
+
+def _check_storage(path: Path, field: str = "storage_path") -> None:
+    """Creates the folder and a file in it, then removes what was not there.
+
+    As root, os.access says a folder is writable even where it cannot be
+    created (under /proc, on a read-only mount): only trying tells.
+    """
+    target = path.resolve()
+    created = []  # deepest first, so they can be removed in this order
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        created.append(probe)
+        probe = probe.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as err:
+        raise UsageError(f"{field} {str(path)!r} cannot be written ({err.strerror}: "
+                         f"{err.filename or target}); give a folder you can write to") from None
+    finally:
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _check_tracking(uri: str) -> None:
+    """A tracking server must answer before any trial starts."""
+    import urllib.request
+
+    if uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10)
+        except OSError as err:
+            raise UsageError(f"tracking_uri {uri!r} does not answer ({err}); start the "
+                             "MLflow server or pass another --tracking-uri") from None
+    elif uri.startswith("sqlite:///"):
+        _check_storage(Path(uri.removeprefix("sqlite:///")).parent, "tracking_uri")
+    else:
+        raise UsageError(f"tracking_uri {uri!r} is not supported: use sqlite:///<file> "
+                         "or http(s)://<mlflow server>")
+
+
+def representative_params(space: dict[str, Any]) -> dict[str, Any]:
+    """One trial's values: each parameter's first choice or lower bound."""
+    from tune_rl.spaces import candidate_values
+
+    return {name: candidate_values(name, d)[0] for name, d in space.items()}
+
+
+def resources_per_trial(trainable, space: dict[str, Any]) -> dict[str, float]:
+    """What one trial asks Ray for: CPUs (at least one) and GPUs."""
+    request = trainable.default_resource_request(representative_params(space))
+    resources = request.required_resources
+    return {"CPU": max(1.0, resources.get("CPU", 1.0)), "GPU": resources.get("GPU", 0.0)}
