@@ -86,7 +86,7 @@ def build_dqn(algo: str, envs: int, learning_starts: int, iteration_steps: int,
     torch.set_num_threads(1)  # as a trial runs (spec.torch_threads)
     ENVS["breakout"].register()
     settings = TrialSettings(
-        rollout_fragment_length=4, envs_per_env_runner=envs, evaluation=False,
+        rollout_fragment_length=4, envs_per_env_runner=envs,
         gpus_per_learner=gpus,
         min_env_steps_per_iteration=iteration_steps,
         training={"num_steps_sampled_before_learning_starts": learning_starts})
@@ -353,6 +353,7 @@ def env_steps_to_reach(search: str, early_stopping: str, seed: int, trials: int,
         spec = load_spec("PPO", env="cartpole", trials=trials, max_env_steps=max_steps,
                          seed=seed, search=search, early_stopping=early_stopping,
                          target_score=target, evaluation=False, max_concurrent=at_once,
+                         select="train",
                          grace_env_steps=max(1000, max_steps // 10),
                          min_env_steps_per_iteration=1000,
                          training={"train_batch_size_per_learner": 1000},

@@ -56,7 +56,7 @@ def time_sweep(algo: str, profile: str, overrides: dict) -> dict:
         "trials": len(trials), "statuses": statuses,
         "env_steps": sum(t["env_steps"] for t in trials),
         "concurrency": summary["concurrency"],
-        "best_score": best.get("score"), "best_params": best.get("params"),
+        "best_score": best.get("selected_score"), "best_params": best.get("params"),
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 

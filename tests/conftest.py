@@ -58,7 +58,8 @@ def saved_study(sweep_folder):
 
 def assert_study_holds(study, trials: list[dict]) -> None:
     """The study finished exactly the summary's trials, each with its params
-    and its last score (what OptunaSearch is told when a trial ends)."""
+    and its selected score at its last report (what OptunaSearch is told when
+    a trial ends)."""
     import json
 
     import optuna
@@ -69,7 +70,7 @@ def assert_study_holds(study, trials: list[dict]) -> None:
     done = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
     studied = {key(t.params): t.value for t in done}
     assert len(studied) == len(done) == len(trials), done
-    assert studied == pytest.approx({key(t["params"]): t["last_score"] for t in trials})
+    assert studied == pytest.approx({key(t["params"]): t["selected_score"] for t in trials})
 
 
 def wait_until_answers(url: str, server, log_path) -> None:

@@ -51,8 +51,9 @@ def test_tiny_breakout_sweep_reports_a_score(algo, local_ray, shared_store):
     for trial in summary["trials"]:
         assert trial["env_steps"] >= 500
         assert set(trial["params"]) == set(plan_sweep(spec).space)
-        # Scored games, and its last result carried a finite score.
-        assert trial["score"] is not None and trial["last_score"] is not None, trial
+        # Scored training games, and an evaluation at its end (what chooses).
+        assert trial["score"] is not None and trial["selected_score"] is not None, trial
+        assert trial["selected_score"] == trial["eval_score"]
     best = summary["best"]
     written = json.loads((Path(spec.sweep_location) / "summary.json").read_text())
     assert written["best"]["trial"] == best["trial"]
@@ -67,15 +68,16 @@ def test_tiny_breakout_sweep_reports_a_score(algo, local_ray, shared_store):
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id
                for c in children.values())
     for trial in summary["trials"]:
-        # MLflow holds the trial's scores: the summary's is the best, its last the last.
+        # MLflow holds the trial's scores as of its last report, and its seed.
         run = children[trial["trial_id"]]
         assert run.info.status == "FINISHED"
-        scores = [m.value for m in client.get_metric_history(run.info.run_id, "score")]
-        assert trial["score"] == pytest.approx(max(scores))
-        assert trial["last_score"] == pytest.approx(scores[-1])
+        for metric in ("score", "eval_score"):
+            history = client.get_metric_history(run.info.run_id, metric)
+            assert trial[metric] == pytest.approx(history[-1].value)
+        assert run.data.params["seed"] == str(trial["seed"])
     # The best trial is the same in the summary and in MLflow.
-    assert best["score"] == max(t["score"] for t in summary["trials"])
-    assert parent.data.metrics["best_score"] == pytest.approx(best["score"])
+    assert best["selected_score"] == max(t["selected_score"] for t in summary["trials"])
+    assert parent.data.metrics["best_score"] == pytest.approx(best["selected_score"])
     assert parent.data.params["best.trial"] == best["trial"]
 
     # Each trial's checkpoint restores a network that acts on real frames.

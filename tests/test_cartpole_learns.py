@@ -20,7 +20,7 @@ def test_ppo_sweep_on_cartpole_learns(local_ray, sweep_dirs):
     summary = run_sweep(plan_sweep(spec))
 
     assert summary["succeeded"] == 3
-    assert summary["best"]["score"] >= 150, summary["trials"]
+    assert summary["best"]["selected_score"] >= 150, summary["trials"]
 
 
 def test_a_sweep_stops_once_a_trial_reaches_the_target_score(local_ray, sweep_dirs):
@@ -38,7 +38,7 @@ def test_a_sweep_stops_once_a_trial_reaches_the_target_score(local_ray, sweep_di
     assert not summary.get("interrupted")  # a finished sweep: summary and MLflow closed
     assert "model" in summary["best"]
     reached = [t for t in summary["trials"] if t["status"] == "REACHED_TARGET"]
-    assert len(reached) == 1 and reached[0]["score"] >= 30
+    assert len(reached) == 1 and reached[0]["selected_score"] >= 30
     assert reached[0]["env_steps"] < 20000
     assert len(summary["trials"]) < 4 or all(
         t["env_steps"] < 20000 for t in summary["trials"])

@@ -141,7 +141,7 @@ def flat_weights(algo) -> torch.Tensor:
 def test_each_dqn_preset_takes_real_gradient_steps_on_breakout(local_ray, name):
     """Learning starts lowered to 64 env steps so a tiny budget reaches updates."""
     settings = TrialSettings(rollout_fragment_length=4, min_env_steps_per_iteration=96,
-                             evaluation=False, max_env_steps=192,
+                             max_env_steps=192,
                              training={"num_steps_sampled_before_learning_starts": 64})
     ENVS["breakout"].register()
     algo = build_config(PRESETS[name], ENVS["breakout"], {}, settings).build_algo()

@@ -7,6 +7,7 @@ checks the runs, metrics, artifacts and the registered policy.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tune_rl.envs import make_breakout
 from tune_rl.plan import plan_sweep
 from tune_rl.runner import run_sweep
 from tune_rl.spec import PROJECT_ROOT, load_spec
-from tune_rl.trainable import REPLAY_BUFFER_FILE
+from tune_rl.trainable import CHECKPOINT_RECORD_FILE, ENV_STEPS, REPLAY_BUFFER_FILE
 
 
 def tiny_sweep(tracking_uri: str, storage: str, name: str) -> dict:
@@ -81,7 +82,7 @@ def test_child_runs_hold_the_searched_params_and_env_step_histories(tracked):
     assert space_keys == {"lr", "target_network_update_freq", "grad_clip", "conv_filters"}
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-        assert set(child.data.params) == space_keys
+        assert set(child.data.params) == space_keys | {"seed"}  # each trial's own
         assert child.data.params["conv_filters"] in {"nature", "small", "wide"}
         assert child.info.status == "FINISHED"
         assert len(child.data.metrics) <= 20
@@ -106,6 +107,13 @@ def test_best_checkpoint_downloads_and_the_registered_policy_plays(tracked, tmp_
     assert not (tmp_path / "checkpoint" / REPLAY_BUFFER_FILE).exists()
 
     assert best["model"].startswith("models:/breakout-DQN/")
+    # Registered with the evaluation score that checkpoint was saved with.
+    record = json.loads((Path(best["checkpoint"]) / CHECKPOINT_RECORD_FILE).read_text())
+    _, name, version = best["model"].split("/")
+    tags = client.get_model_version(name, version).tags
+    assert float(tags["score"]) == pytest.approx(record["eval_score"])
+    assert tags["selected_by"] == "eval" and int(tags["env_steps"]) == record[ENV_STEPS]
+    assert record["eval_score"] == pytest.approx(best["checkpoint_score"])
     mlflow.set_tracking_uri(uri)
     policy = mlflow.pyfunc.load_model(best["model"])
     env = make_breakout({"stack_frames_in_env": True})

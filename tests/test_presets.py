@@ -11,7 +11,9 @@ import pytest
 from notebook_presets import EVALUATION, NATURE_FILTERS, NOTEBOOK
 from tune_rl.config import build_config
 from tune_rl.envs import ENVS
+from tune_rl.plan import resolve_plan
 from tune_rl.presets import CONV_FILTERS, PRESETS
+from tune_rl.spec import load_spec
 
 # Where tune-rl departs from the notebook on purpose, and why (presets.py).
 DEPARTURES = {
@@ -50,8 +52,11 @@ def test_built_config_holds_the_notebooks_values(name):
     # Nature's stack, with the padding stated (valid: 3,136 features).
     assert [f[:3] for f in config.model_config["conv_filters"]] == NATURE_FILTERS
     assert {f[3] for f in config.model_config["conv_filters"]} == {"valid"}
-    for key, value in EVALUATION.items():
-        assert getattr(config, key) == value
+    # The notebook's evaluation interval, now tune-rl's own evaluation of whole
+    # games (evaluation.py): RLlib's is off, it would keep the shortest games.
+    assert not config.evaluation_interval
+    settings = resolve_plan(load_spec(name)).settings
+    assert EVALUATION["evaluation_interval"] in settings.eval_every_iterations
 
 
 @pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.is_dqn])

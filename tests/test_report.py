@@ -11,7 +11,7 @@ from tune_rl.report import optuna_figures
 from tune_rl.spaces import load_space
 
 SPACE = load_space(PRESETS["PPO"], ENVS["cartpole"])
-TRIALS = [{"score": score, "params": {name: domain.sample(random_state=seed)
+TRIALS = [{"selected_score": score, "params": {name: domain.sample(random_state=seed)
                                       for name, domain in SPACE.items()}}
           for seed, score in enumerate([12.0, 30.0, 21.0])]
 

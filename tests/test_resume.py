@@ -154,7 +154,7 @@ def test_sigkill_mid_sweep_then_resume_keeps_finished_trials(tmp_path):
 
 # Learning after 100 env steps, one result per 100 (25 updates of 32 each).
 DQN_SETTINGS = dict(rollout_fragment_length=4, min_env_steps_per_iteration=100,
-                    schedule_scale=0.005, max_env_steps=1000, evaluation=False)
+                    schedule_scale=0.005, max_env_steps=1000)
 
 
 def learner_weights(trial) -> dict:

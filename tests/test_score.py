@@ -19,7 +19,7 @@ from tune_rl.trainable import DIVERGED, GAMES_ENDED, SCORE, make_trainable
 
 @pytest.mark.slow
 def test_ppo_breakout_short_iterations_carry_the_score_and_never_diverge(local_ray):
-    settings = TrialSettings(min_env_steps_per_iteration=64, evaluation=False,
+    settings = TrialSettings(min_env_steps_per_iteration=64,
                              training={"train_batch_size": 64, "minibatch_size": 32,
                                        "num_epochs": 1})
     trial = make_trainable(PRESETS["PPO"], ENVS["breakout"], settings, torch_threads=1)(

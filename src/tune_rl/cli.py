@@ -1,4 +1,4 @@
-"""`tune-rl sweep`, `tune-rl submit`, `tune-rl list` and `tune-rl ui-links`.
+"""`tune-rl sweep`, `tune-rl submit`, `tune-rl reference`, `tune-rl list` and `tune-rl ui-links`.
 
 Exit codes: 0 when at least one trial succeeded, 1 when none did, 2 for bad
 input (reported before Ray starts), 130 when interrupted. `submit` exits
@@ -80,6 +80,21 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", help="the algorithms, their search spaces and sweep files")
 
+    reference = commands.add_parser(
+        "reference", help="run an algorithm's published reference configuration (one "
+                          "trial) and draw its curve beside the published one")
+    reference.add_argument("--algo", required=True, help="PPO, Rainbow_DQN or DQN")
+    reference.add_argument("--env-steps", type=int,
+                           help="env steps to run (default: the reference's, 1,000,000)")
+    reference.add_argument("--name", help="sweep name (default reference-<algo>-<time>)")
+    reference.add_argument("--seed", type=int, help="seed of RLlib (default 0)")
+    reference.add_argument("--storage-path", help="a local folder (default ./ray_results)")
+    reference.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
+    reference.add_argument("--output", help="also write the curve files here "
+                                            "(e.g. benchmarks/results)")
+    reference.add_argument("--dry-run", action="store_true",
+                           help="print the reference's values and sources; run nothing")
+
     links = commands.add_parser(
         "ui-links", help="the MLflow UI's runs list of each experiment (make mlflow-ui)")
     links.add_argument("--tracking-uri", default=os.environ.get(
@@ -147,6 +162,33 @@ def resume_command(argv: list[str], name: str) -> str:
     return shlex.join(["tune-rl", *args, "--resume"])
 
 
+def _cmd_reference(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tune_rl.references import get_reference, plan_reference, reference_spec
+
+    reference = get_reference(args.algo)
+    spec = reference_spec(reference, args.env_steps or reference.default_env_steps, args.name,
+                          args.storage_path, args.tracking_uri, args.seed)
+    if args.dry_run:
+        plan_reference(reference, spec)
+        print(json.dumps(reference.describe(), indent=2, default=str))
+        return 0
+
+    from tune_rl.report import format_summary
+    from tune_rl.references import run_reference
+
+    print(f"Reference {reference.name}: {spec.algo} on {spec.env}, {spec.max_env_steps} env "
+          f"steps. Results: {spec.sweep_location}", flush=True)
+    summary = run_reference(reference, spec, output=Path(args.output) if args.output else None)
+    if summary.get("interrupted"):
+        return 130
+    print(format_summary(summary))
+    for path in summary.get("reference", {}).get("files", []):
+        print(f"Curve: {path}")
+    return 0 if summary["succeeded"] else 1
+
+
 def _cmd_list() -> int:
     from tune_rl.config import describe_network
     from tune_rl.envs import ENVS
@@ -209,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_ui_links(args)
         if args.command == "submit":
             return _cmd_submit(args)
+        if args.command == "reference":
+            return _cmd_reference(args)
         return _cmd_sweep(args)
     except UsageError as err:
         print(f"tune-rl: error: {err}", file=sys.stderr)

@@ -23,11 +23,19 @@ from tune_rl.envs import (
 )
 from tune_rl.learner import TuneRLDQNLearner
 from tune_rl.networks import TuneRLDQNModule
-from tune_rl.presets import CONV_FILTERS, EVALUATION, SCHEDULED, Preset, is_prioritized
+from tune_rl.presets import (
+    CONV_FILTERS,
+    HEAD_HIDDENS,
+    SCHEDULED,
+    Preset,
+    is_prioritized,
+)
+from tune_rl.search import SEED
 
 # Searched names that are not `.training()` keyword arguments.
 REPLAY_PARAMS = {"per_alpha": "alpha", "per_beta": "beta"}
-MODEL_PARAMS = {"conv_filters"}
+MODEL_PARAMS = {"conv_filters", "head_hiddens"}
+LR_SCHEDULE = "lr_schedule"  # searched by name (presets.LR_SCHEDULES), not a .training() kwarg
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,13 @@ class TrialSettings:
     schedule_scale: float = 1.0
     # The trial's budget: PER's beta reaches 1 at its end.
     max_env_steps: int = 12_500_000  # Hessel et al. 2018: 50M frames
-    evaluation: bool = True
+    # When the trial evaluates itself (trainable.py, evaluation.py): every
+    # so many iterations (each interval listed), on the first result at or
+    # past each env-step milestone (ASHA's rungs), and at its end.
+    eval_every_iterations: tuple[int, ...] = ()
+    eval_at_env_steps: tuple[int, ...] = ()
+    eval_at_end: bool = False
+    eval_episodes: int = 5
     env_config: dict[str, Any] = field(default_factory=dict)
     # Fixed `.training()` overrides from the spec (e.g. a smaller PPO batch
     # for quick runs); searched values still win over these.
@@ -64,14 +78,29 @@ def build_config(
     training = _scaled(copy.deepcopy(preset.training), settings.schedule_scale)
     training.update(copy.deepcopy(settings.training))
     model: dict[str, Any] = {}
+    lr_schedule = "constant"
+    seed = settings.seed
     for name, value in params.items():
-        if name in MODEL_PARAMS:
+        if name == SEED:  # each trial's own (search.SeededTrials)
+            seed = int(value)
+        elif name == "conv_filters":
             model["conv_filters"] = CONV_FILTERS[value]
+        elif name == "head_hiddens":
+            model["head_fcnet_hiddens"] = list(HEAD_HIDDENS[value])
+        elif name == LR_SCHEDULE:
+            lr_schedule = value
         elif name in REPLAY_PARAMS:
             buffer = training.setdefault("replay_buffer_config", {})
             buffer[REPLAY_PARAMS[name]] = value
         else:
             training[name] = value
+    lr = training.get("lr", preset.algorithm_class.get_default_config().lr)
+    if lr_schedule == "linear" and not isinstance(lr, list):
+        # RLlib steps a [[env_step, lr], ...] schedule by lifetime env steps
+        # sampled, after each update (Learner.after_gradient_based_update).
+        # A schedule given whole (a reference's, over its published run's
+        # length: references.py) is kept as it is.
+        training["lr"] = [[0, lr], [settings.max_env_steps, 0.0]]
     if env.atari:
         model.setdefault("conv_filters", CONV_FILTERS["nature"])
         model["conv_activation"] = "relu"
@@ -138,10 +167,8 @@ def build_config(
         # IMPALA's and APPO's default 10-second floor would make them time-sized.
         .reporting(min_sample_timesteps_per_iteration=settings.min_env_steps_per_iteration,
                    min_time_s_per_iteration=0)
-        .debugging(seed=settings.seed)
+        .debugging(seed=seed)
     )
-    if settings.evaluation:
-        config.evaluation(**EVALUATION, evaluation_num_env_runners=0)
     return config
 
 

@@ -34,6 +34,7 @@ from tune_rl.errors import UsageError, unknown
 
 FRAME_STACK = 4
 SCORE_KEY = "game_score"
+GAME_OVER = "game_over"  # in info, where an episode may end before the game does
 
 
 class ClipRewardKeepScore(gym.Wrapper):
@@ -77,6 +78,46 @@ class FireOnLifeLoss(gym.Wrapper):
             reward += more
         self._lives = info["lives"]
         return obs, reward, terminated, truncated, info
+
+
+class TerminalOnLifeLoss(gym.Wrapper):
+    """Ends the learner's episode at each lost life while the game goes on.
+
+    DeepMind's and CleanRL's `EpisodicLifeEnv`: the value of the state
+    where a life is lost is not bootstrapped, a strong signal early in
+    training. The game itself is not reset until it is over, and the score
+    (`ClipRewardKeepScore`, inside this wrapper) runs over the whole game;
+    `info[GAME_OVER]` tells `ScoreCallback` which episode ends really end it.
+    """
+
+    NOOP = 0
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self._game_over = True
+        self._lives = 0
+
+    def reset(self, **kwargs):
+        if self._game_over:
+            obs, info = self.env.reset(**kwargs)
+        else:
+            # FireOnLifeLoss already served the ball; CleanRL's wrapper also
+            # steps a no-op here rather than resetting the game.
+            obs, _, terminated, truncated, info = self.env.step(self.NOOP)
+            if terminated or truncated:
+                obs, info = self.env.reset(**kwargs)
+        self._game_over = False
+        self._lives = info["lives"]
+        info[GAME_OVER] = False
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._game_over = terminated or truncated
+        life_lost = info["lives"] < self._lives
+        self._lives = info["lives"]
+        info[GAME_OVER] = self._game_over
+        return obs, reward, terminated or life_lost, truncated, info
 
 
 class StackFrames(gym.Wrapper):
@@ -135,6 +176,8 @@ def make_breakout(env_config: dict[str, Any]) -> gym.Env:
                                           grayscale_obs=True, grayscale_newaxis=True)
     env = FireOnLifeLoss(env)
     env = ClipRewardKeepScore(env)
+    if env_config.get("terminal_on_life_loss", False):
+        env = TerminalOnLifeLoss(env)
     if env_config.get("stack_frames_in_env", False):
         return StackFrames(env, FRAME_STACK, np.uint8)
     return StackFrames(env, 1)
@@ -161,6 +204,8 @@ class ScoreCallback(RLlibCallback):
 
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
         info = episode.get_infos(-1)
+        if isinstance(info, dict) and info.get(GAME_OVER) is False:
+            return  # a life lost (TerminalOnLifeLoss): the game goes on
         score = info.get(SCORE_KEY) if isinstance(info, dict) else None
         if score is None:  # envs without clipping: the return is the score
             score = episode.get_return()
@@ -177,6 +222,8 @@ BREAKOUT_OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
                                   "a number in [0, 1]"),
     "max_frames_per_episode": (lambda v: _is_number(v) and int(v) == v and v > 0,
                                "a positive integer"),
+    # Learning only: evaluation always plays whole games (config.py).
+    "terminal_on_life_loss": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 

@@ -17,8 +17,9 @@ from tune_rl.cluster import check_before_connecting
 from tune_rl.config import REPLAY_PARAMS, TrialSettings, describe_network
 from tune_rl.envs import EnvChoice, get_env
 from tune_rl.errors import UsageError
-from tune_rl.presets import PRESETS, Preset
+from tune_rl.presets import EVALUATION, PRESETS, Preset
 from tune_rl.search import SCHEDULERS, SEARCHERS
+from tune_rl.selection import SELECT_RULES, asha_milestones
 from tune_rl.spaces import check_space, load_space, space_summary
 from tune_rl.spec import SweepSpec
 from tune_rl.storage import StoredFile, check_reachable, is_uri
@@ -56,6 +57,16 @@ class SweepPlan:
 
         return estimate(self.spec, self.preset.rllib_algo, self.resources_per_trial())
 
+    def _evaluation(self) -> str:
+        s = self.settings
+        if not s.eval_at_end:
+            return "none"
+        when = [f"every {n} iterations" for n in s.eval_every_iterations]
+        when += [f"at ASHA's rungs {list(s.eval_at_env_steps)} env steps"] * bool(
+            s.eval_at_env_steps)
+        return (f"{s.eval_episodes} complete games, greedy, new seeds each time: "
+                + ", ".join([*when, "at the trial's end"]))
+
     def describe(self) -> dict[str, Any]:
         spec = self.spec
         return {
@@ -68,7 +79,10 @@ class SweepPlan:
             "network": describe_network(self.preset, self.env, settings=self.settings),
             "env": f"{self.env.name}: {self.env.description}",
             "space": space_summary(self.space),
-            "search": f"{SEARCHERS[spec.search]}, seed {spec.seed}, {spec.trials} trials",
+            "search": f"{SEARCHERS[spec.search]}, seed {spec.seed}, {spec.trials} trials, "
+                      "each with its own RLlib seed derived from it",
+            "select": f"{spec.select}: {SELECT_RULES[spec.select]}",
+            "evaluation": self._evaluation(),
             "budget": f"{spec.max_env_steps} env steps per trial, a result every "
                       f">= {spec.min_env_steps_per_iteration} steps",
             "scheduler": (f"ASHA on env steps: grace {spec.grace_env_steps}, reduction factor "
@@ -80,7 +94,7 @@ class SweepPlan:
             "concurrency": spec.max_concurrent or "as many trials as the CPUs and GPUs allow",
             "estimated_wall_time": self.estimate_wall_time(),
             "checkpoints": f"every {spec.checkpoint_every} iterations and at the end, "
-                           f"keep {spec.keep_checkpoints} best per trial",
+                           f"keep {spec.keep_checkpoints} best per trial by {spec.select}",
             "storage": spec.sweep_location,
             "mlflow": f"{spec.tracking_uri} experiment {spec.experiment!r}",
             "spec_file": spec.spec_file,
@@ -105,11 +119,13 @@ def sweep_state(spec: SweepSpec) -> str:
     return "finished" if storage.exists(f"{spec.name}/{SUMMARY}") else "unfinished"
 
 
-def resolve_plan(spec: SweepSpec) -> SweepPlan:
+def resolve_plan(spec: SweepSpec, space: dict[str, Any] | None = None) -> SweepPlan:
     """The spec resolved against its preset, env and search space, and checked.
 
     Touches no disk and no network: `tune-rl submit` checks a sweep with it
     on the submitting machine, whose storage and servers may not be the cluster's.
+    `space` replaces the algorithm's search space (a reference run's fixed
+    values, references.py); it is checked the same way.
     """
     preset, env = PRESETS[spec.algo], get_env(spec.env)
     settings = TrialSettings(
@@ -123,14 +139,34 @@ def resolve_plan(spec: SweepSpec) -> SweepPlan:
         min_env_steps_per_iteration=spec.min_env_steps_per_iteration,
         schedule_scale=spec.schedule_scale,
         max_env_steps=spec.max_env_steps,
-        evaluation=spec.evaluation,
+        **evaluation_schedule(spec),
         env_config=dict(spec.env_config),
         training=dict(spec.training),
     )
-    space = load_space(preset, env)
+    space = load_space(preset, env) if space is None else dict(space)
     _check_not_searched(spec, space)
     check_space(preset, env, space, settings)
     return SweepPlan(spec, preset, env, space, settings)
+
+
+def evaluation_schedule(spec: SweepSpec) -> dict[str, Any]:
+    """When a trial evaluates itself (TrialSettings' eval_* fields).
+
+    With select: eval, at every ASHA rung, every checkpoint and the trial's
+    end, so that the scheduler, Optuna and each checkpoint see a fresh
+    evaluation (selection.py); with `evaluation`, also every 10 iterations
+    (the notebook's interval), for the learning curves.
+    """
+    every, milestones = set(), ()
+    if spec.evaluation:
+        every.add(EVALUATION["evaluation_interval"])
+    if spec.select == "eval":
+        every.add(spec.checkpoint_every)
+        if spec.early_stopping == "asha":
+            milestones = tuple(asha_milestones(spec.grace_env_steps, spec.max_env_steps,
+                                               spec.reduction_factor))
+    return {"eval_every_iterations": tuple(sorted(every)), "eval_at_env_steps": milestones,
+            "eval_at_end": bool(every), "eval_episodes": spec.eval_episodes}
 
 
 def _check_not_searched(spec: SweepSpec, space: dict[str, Any]) -> None:
@@ -150,12 +186,14 @@ def _check_not_searched(spec: SweepSpec, space: dict[str, Any]) -> None:
                 f"({space_summary({name: space[name]})[name]}): set {name} in one place only")
 
 
-def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None) -> SweepPlan:
+def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None,
+               space: dict[str, Any] | None = None) -> SweepPlan:
     """Everything a sweep needs, checked here (storage, tracking, cluster); starts nothing.
 
-    `address` is a Ray cluster to run on (host:port, ray://host:port or auto).
+    `address` is a Ray cluster to run on (host:port, ray://host:port or auto);
+    `space`, fixed values instead of the search space (see resolve_plan).
     """
-    plan = resolve_plan(spec)
+    plan = resolve_plan(spec, space)
     if is_uri(spec.storage_path):
         check_reachable(spec.storage_path)
     else:

@@ -34,14 +34,11 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
                 params: dict[str, Any] | None = None) -> np.ndarray:
         import torch
 
+        from tune_rl.evaluation import greedy_actions  # what evaluation plays
+
         # The dtype is the signature's: the DQN network scales uint8 frames itself.
         obs = torch.as_tensor(np.asarray(model_input))
-        with torch.no_grad():
-            out = self.module.forward_inference({"obs": obs})
-        # DQN modules return greedy "actions"; policy-gradient modules return
-        # the action distribution's logits.
-        actions = out["actions"] if "actions" in out else out["action_dist_inputs"].argmax(-1)
-        return np.asarray(actions, dtype=np.int64)
+        return np.asarray(greedy_actions(self.module, obs), dtype=np.int64)
 
 
 def module_path(checkpoint: str | Path) -> Path:

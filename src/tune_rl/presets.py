@@ -28,6 +28,17 @@ CONV_FILTERS: dict[str, list] = {
 }
 NATURE_CONV_FILTERS = CONV_FILTERS["nature"]
 
+# Hidden layers between the encoder and the policy and value outputs, searched
+# by name like the filter stacks. RLlib's PPO, IMPALA and APPO modules put them
+# in each head (a 512 layer for the policy and another for the value; the
+# Nature network and CleanRL share one); "none" leaves linear heads over the
+# encoder's features (RLlib's default for image observations).
+HEAD_HIDDENS: dict[str, list[int]] = {"none": [], "512": [512]}
+# Learning-rate schedules by name: "linear" anneals lr to 0 over the trial's
+# env steps (CleanRL's and openai/baselines' PPO on Atari), as RLlib's
+# [[env_step, lr], ...] schedule.
+LR_SCHEDULES = ("constant", "linear")
+
 PER_BUFFER = {
     "type": BUFFER_TYPE,  # RLlib's prioritized buffer, beta annealed to 1 (replay.py)
     "capacity": 60000,
@@ -176,6 +187,7 @@ PRESETS: dict[str, Preset] = {
     ]
 }
 
-# The notebook evaluated every 10 training iterations over 3 episodes.
+# The notebook evaluated every 10 training iterations over 3 episodes (with
+# RLlib's evaluation; tune-rl plays its own whole games, evaluation.py).
 EVALUATION = {"evaluation_interval": 10, "evaluation_duration": 3,
               "evaluation_duration_unit": "episodes"}

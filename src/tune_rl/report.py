@@ -10,77 +10,87 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tune_rl.trainable import DIVERGED, ENV_STEPS, SCORE
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
+from tune_rl import selection
+from tune_rl.search import SEED
+from tune_rl.trainable import DIVERGED, ENV_STEPS, EVAL_SCORE, SCORE
 
 
 def summarize(plan, results, concurrency: int) -> dict[str, Any]:
     spec = plan.spec
+    metric = selection.metric(spec.select)
     trials = []
     for result in results:
         metrics = result.metrics or {}
         history = result.metrics_dataframe
-        scores = history[SCORE].dropna() if history is not None and SCORE in history else []
+        selected = history[metric].dropna() if history is not None and metric in history else []
+        evaluated = (history[EVAL_SCORE].dropna() if history is not None
+                     and EVAL_SCORE in history else [])
         steps = int(metrics.get(ENV_STEPS, 0) or 0)
         if result.error is not None:
             status = "FAILED"
         elif metrics.get(DIVERGED):
             status = "DIVERGED"  # stopped by the trainable: non-finite losses or weights
-        elif (spec.target_score is not None and len(scores)
-              and max(scores) >= spec.target_score):
+        elif (spec.target_score is not None and len(selected)
+              and max(selected) >= spec.target_score):
             status = "REACHED_TARGET"  # and stopped the sweep (target_score)
         elif steps < spec.max_env_steps:
             status = "STOPPED_EARLY"  # by ASHA, or by another trial reaching the target
         else:
             status = "FINISHED"
-        checkpoint = None
-        if result.error is None:
-            # None yet when Ctrl-C came before the trial's first checkpoint registered.
-            best = (result.get_best_checkpoint(SCORE, "max")
-                    if len(scores) and result.best_checkpoints else None)
-            checkpoint = best or result.checkpoint
+        checkpoint, saved_with = (None, {}) if result.error else best_checkpoint(result, metric)
+        params = dict(result.config)
+        seed = params.pop(SEED, None)
         trials.append({
             "trial": Path(result.path).name,
             "trial_id": metrics.get("trial_id") or Path(result.path).name.rsplit("_", 1)[-1],
             "status": status,
-            "params": result.config,
-            "score": _finite(max(scores)) if len(scores) else None,
-            "last_score": _finite(metrics.get(SCORE)),
+            "params": params,
+            "seed": seed,
+            # What Optuna was told: the selected score at the trial's last report.
+            "selected_score": selection.finite(metrics.get(metric)),
+            "score": selection.finite(metrics.get(SCORE)),
+            "eval_score": selection.finite(evaluated.iloc[-1]) if len(evaluated) else None,
             "env_steps": steps,
             "iterations": int(metrics.get("training_iteration", 0) or 0),
             "node_id": metrics.get("node_id"),
             "checkpoint": spec.storage.location_of(checkpoint.path) if checkpoint else None,
+            # The selected score that checkpoint was saved with, and when.
+            "checkpoint_score": selection.finite(saved_with.get(metric)),
+            "checkpoint_env_steps": saved_with.get(ENV_STEPS) and int(saved_with[ENV_STEPS]),
             "error": error_line(str(result.error)) if result.error else None,
             "diverged": metrics.get(DIVERGED),  # what went non-finite
             "path": result.path,
         })
-    ranked = sorted((t for t in trials if t["score"] is not None),
-                    key=lambda t: t["score"], reverse=True)
     failed = [t for t in trials if t["status"] == "FAILED"]
+    best = selection.best(trials)
     return {
         "sweep": spec.name,
         "algo": spec.algo,
         "env": spec.env,
         "profile": spec.profile,
-        "metric": f"{SCORE} (mean game score over the last 100 episodes)",
+        "select": spec.select,
+        "metric": f"{metric} ({selection.SELECT_RULES[spec.select]})",
         "concurrency": concurrency,
         "storage": spec.sweep_location,
         "mlflow": {"tracking_uri": spec.tracking_uri, "experiment": spec.experiment},
         "trials": trials,
-        "best": ranked[0] if ranked else None,
+        "best": best and {**best, "selected_by": spec.select},
         "target_score": spec.target_score,
         "target_reached": any(t["status"] == "REACHED_TARGET" for t in trials),
         "succeeded": len(trials) - len(failed),
         "failed": len(failed),
         "failures": [{"trial": t["trial"], "error": t["error"]} for t in failed],
     }
+
+
+def best_checkpoint(result, metric: str):
+    """The trial's kept checkpoint with the highest `metric` and the result it
+    was saved with; (None, {}) when it kept none with that score."""
+    scored = [(c, m) for c, m in result.best_checkpoints
+              if selection.finite(m.get(metric)) is not None]
+    if not scored:
+        return None, {}
+    return max(scored, key=lambda pair: pair[1][metric])
 
 
 def error_line(text: str) -> str:
@@ -108,24 +118,30 @@ def _fmt(value: Any) -> str:
 def format_summary(summary: dict[str, Any]) -> str:
     trials = summary["trials"]
     params = list(trials[0]["params"]) if trials else []
-    header = ["trial", "status", "score", "env steps", *params]
-    rows = [[t["trial"], t["status"], _fmt(t["score"]), str(t["env_steps"]),
-             *[_fmt(t["params"].get(p)) for p in params]]
-            for t in sorted(trials, key=lambda t: -(t["score"] if t["score"] is not None
+    header = ["trial", "status", "eval score", "train score", "env steps", "seed", *params]
+    rows = [[t["trial"], t["status"], _fmt(t["eval_score"]), _fmt(t["score"]),
+             str(t["env_steps"]), _fmt(t["seed"]), *[_fmt(t["params"].get(p)) for p in params]]
+            for t in sorted(trials, key=lambda t: -(t["selected_score"]
+                                                    if t["selected_score"] is not None
                                                     else -math.inf))]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [f"Sweep {summary['sweep']}: {summary['algo']} on {summary['env']} "
              f"({summary['profile']}), {len(trials)} trials, {summary['failed']} failed",
+             f"Chosen by {summary['metric']}, at each trial's last report",
              "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     best = summary["best"]
     if best:
-        lines += ["", f"Best trial: {best['trial']}  score {_fmt(best['score'])}",
+        chosen = "eval score" if summary.get("select") == "eval" else "train score"
+        lines += ["", f"Best trial: {best['trial']}  {chosen} {_fmt(best['selected_score'])}"
+                      f"  (seed {best['seed']})",
                   "  params: " + ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items()),
-                  f"  checkpoint: {best['checkpoint']}"]
+                  f"  checkpoint: {best['checkpoint']}  ({chosen} "
+                  f"{_fmt(best['checkpoint_score'])} at {best['checkpoint_env_steps']} env steps)"]
     else:
-        lines += ["", "No trial reported a score (no episode finished within its budget)."]
+        lines += ["", "No trial may be called best: none finished with a score and a "
+                      "checkpoint (FAILED and DIVERGED trials never are)."]
     for failure in summary["failures"]:
         lines.append(f"FAILED {failure['trial']}: {failure['error']}")
     for t in trials:
@@ -153,7 +169,8 @@ def mlflow_line(mlflow: dict[str, Any]) -> str:
 def optuna_figures(space: dict[str, Any], trials: list[dict[str, Any]]) -> dict[str, Any]:
     """Optuna's own plots of the sweep, as matplotlib figures by name.
 
-    The study is rebuilt from the trials' results (each trial's best score)
+    The study is rebuilt from the trials' results (each trial's selected score
+    at its last report, what Optuna was told)
     with Optuna's public API, rather than read out of OptunaSearch's private
     state; the distributions come from OptunaSearch's own conversion.
     """
@@ -168,12 +185,12 @@ def optuna_figures(space: dict[str, Any], trials: list[dict[str, Any]]) -> dict[
     distributions = OptunaSearch.convert_search_space(space)
     study = optuna.create_study(direction="maximize")
     for trial in trials:
-        if trial["score"] is None:
+        if trial["selected_score"] is None:
             continue
         params = {k: v for k, v in trial["params"].items() if k in distributions}
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions={k: distributions[k] for k in params},
-            value=trial["score"]))
+            value=trial["selected_score"]))
     makers = {
         "optimization_history": plots.plot_optimization_history,
         "param_importances": plots.plot_param_importances,

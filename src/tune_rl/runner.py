@@ -13,14 +13,15 @@ from dataclasses import asdict
 from functools import partial
 from typing import Any
 
+from tune_rl import selection
 from tune_rl.cluster import check_storage_is_shared, connect
 from tune_rl.config import policy_observation_space
 from tune_rl.estimate import trials_at_once
 from tune_rl.plan import SweepPlan, resources_per_trial, tracking_state_file
-from tune_rl.search import make_scheduler, make_searcher, make_stopper
+from tune_rl.search import SeededTrials, make_scheduler, make_searcher, make_stopper
 from tune_rl.spaces import space_summary
 from tune_rl.spec import SweepSpec
-from tune_rl.trainable import ENV_STEPS, EVAL_SCORE, SCORE
+from tune_rl.trainable import ENV_STEPS, LAST_EVAL_SCORE, SCORE
 
 
 def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None
@@ -82,15 +83,19 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
     from ray.tune.search import ConcurrencyLimiter
 
     spec = plan.spec
-    searcher = make_searcher(spec.search, spec.seed)
+    metric = selection.metric(spec.select)
+    # Outermost, so that Tune saves its count of seeds with the sweep.
+    searcher = SeededTrials(ConcurrencyLimiter(make_searcher(spec.search, spec.seed),
+                                               max_concurrent=concurrency), spec.seed)
     return tune.Tuner(
         trainable,
         param_space=plan.space,
         tune_config=tune.TuneConfig(
-            metric=SCORE,
+            # ASHA's rungs and Optuna compare the selected score (selection.py).
+            metric=metric,
             mode="max",
             num_samples=spec.trials,
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
+            search_alg=searcher,
             scheduler=make_scheduler(spec.early_stopping, ENV_STEPS, spec.max_env_steps,
                                      spec.grace_env_steps, spec.reduction_factor),
             trial_name_creator=partial(trial_name, plan.preset.name),
@@ -100,10 +105,10 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
             name=spec.name,
             storage_path=spec.storage.root,
             storage_filesystem=spec.storage.fs,
-            stop=make_stopper(ENV_STEPS, spec.max_env_steps, SCORE, spec.target_score),
+            stop=make_stopper(ENV_STEPS, spec.max_env_steps, metric, spec.target_score),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=spec.keep_checkpoints,
-                checkpoint_score_attribute=SCORE,
+                checkpoint_score_attribute=metric,
                 checkpoint_score_order="max",
                 checkpoint_frequency=spec.checkpoint_every,
                 checkpoint_at_end=True,
@@ -111,10 +116,9 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             progress_reporter=tune.CLIReporter(
                 parameter_columns=list(plan.space),
-                metric_columns={SCORE: "score", EVAL_SCORE: "eval score",
+                metric_columns={SCORE: "score", LAST_EVAL_SCORE: "eval score",
                                 ENV_STEPS: "env steps", "training_iteration": "iter"},
                 max_report_frequency=30,
-                sort_by_metric=True,
             ),
             callbacks=[tracking],
             verbose=1,
@@ -181,7 +185,8 @@ def _concurrency(trainable, space: dict[str, Any]) -> int:
 def sweep_params(spec: SweepSpec) -> dict[str, Any]:
     keys = ("algo", "env", "profile", "trials", "max_env_steps", "min_env_steps_per_iteration",
             "grace_env_steps", "reduction_factor", "target_score", "max_concurrent", "seed",
-            "evaluation", "keep_checkpoints", "max_failures", "spec_file")
+            "select", "eval_episodes", "evaluation", "keep_checkpoints", "max_failures",
+            "spec_file")
     params = {k: v for k, v in asdict(spec).items() if k in keys and v is not None}
     for k, v in spec.training.items():
         params[f"training.{k}"] = v

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ray.tune.search import Searcher
+
 SEARCHERS = {
     "tpe": "Optuna TPE",
     # ARLBench (2024): random search is a strong baseline for RL; it is
@@ -60,3 +62,63 @@ def make_stopper(budget_attr: str, budget: int, score_attr: str, target_score: f
             return self.reached
 
     return BudgetOrTarget()
+
+
+def trial_seed(sweep_seed: int, index: int, stream: int = 0) -> int:
+    """The RLlib seed of a sweep's `index`-th trial (stream 0), or of its
+    `index`-th confirmation run (stream 1): reproducible from the sweep's
+    seed, and a different one for every trial.
+
+    >>> trial_seed(0, 0) != trial_seed(0, 1) != trial_seed(0, 0, stream=1)
+    True
+    """
+    import numpy as np
+
+    return int(np.random.SeedSequence([sweep_seed, stream, index]).generate_state(1)[0])
+
+
+SEED = "seed"  # the trial config key the seed travels under (and its MLflow param)
+
+
+class SeededTrials(Searcher):
+    """`searcher`, with each suggested trial's config given its own `seed`.
+
+    A Tune search wrapper (it has a `searcher`, as ConcurrencyLimiter does), so
+    Tune saves its count of suggestions with the sweep (`get_state`) and a
+    resumed sweep goes on with the next seed rather than repeating them.
+    """
+
+    def __init__(self, searcher: Searcher, sweep_seed: int) -> None:
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+        self.searcher = searcher
+        self.sweep_seed = sweep_seed
+        self.suggested = 0
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def suggest(self, trial_id: str):
+        config = self.searcher.suggest(trial_id)
+        if config in (None, Searcher.FINISHED):
+            return config
+        config = {**config, SEED: trial_seed(self.sweep_seed, self.suggested)}
+        self.suggested += 1
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        self.searcher.on_trial_complete(trial_id, result=result, error=error)
+
+    def get_state(self) -> dict:
+        return {"suggested": self.suggested}
+
+    def set_state(self, state: dict) -> None:
+        self.suggested = state["suggested"]
+
+    def save(self, checkpoint_path: str) -> None:
+        self.searcher.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.searcher.restore(checkpoint_path)

@@ -18,10 +18,10 @@ from typing import Any
 
 from ray.tune.search.sample import Categorical, Domain, Float, Integer
 
-from tune_rl.config import MODEL_PARAMS, REPLAY_PARAMS, TrialSettings, build_config
+from tune_rl.config import LR_SCHEDULE, MODEL_PARAMS, REPLAY_PARAMS, TrialSettings, build_config
 from tune_rl.envs import EnvChoice
 from tune_rl.errors import UsageError, unknown
-from tune_rl.presets import CONV_FILTERS, Preset
+from tune_rl.presets import CONV_FILTERS, HEAD_HIDDENS, LR_SCHEDULES, Preset
 from tune_rl.spec import PROJECT_ROOT
 
 OBS_SIZE = 84
@@ -78,7 +78,9 @@ def allowed_params(preset: Preset) -> set[str]:
     }
     not_searchable = {"self", "kwargs", "replay_buffer_config", "model", "learner_class",
                       "learner_connector", "add_default_connectors_to_learner_pipeline"}
-    allowed = (training_args | MODEL_PARAMS) - not_searchable
+    allowed = (training_args | MODEL_PARAMS | {LR_SCHEDULE}) - not_searchable
+    if preset.is_dqn:
+        allowed -= {"head_hiddens"}  # the DQN family's head is its `hiddens`
     if preset.prioritized_replay:
         allowed |= set(REPLAY_PARAMS)
     # Parameters of components the preset leaves off would do nothing, or
@@ -165,6 +167,11 @@ def _check_value(preset: Preset, name: str, value: Any, settings: TrialSettings)
         if not filters_fit(CONV_FILTERS[value]):
             raise UsageError(f"conv_filters {value!r} does not fit the "
                              f"{OBS_SIZE}x{OBS_SIZE} observation")
+        return
+    names = {"head_hiddens": HEAD_HIDDENS, LR_SCHEDULE: LR_SCHEDULES}.get(name)
+    if names is not None:
+        if value not in names:
+            raise unknown(f"{name} name", value, names)
         return
     rule = _VALUE_RULES.get(name)
     if rule and not (isinstance(value, (int, float)) and rule[0](value)):

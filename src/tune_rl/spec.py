@@ -31,6 +31,7 @@ from tune_rl.envs import get_env
 from tune_rl.errors import UsageError, unknown
 from tune_rl.presets import PRESETS
 from tune_rl.search import SCHEDULERS, SEARCHERS
+from tune_rl.selection import SELECT_RULES
 from tune_rl.storage import Storage
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +62,14 @@ class SweepSpec:
     target_score: float | None = None
     max_concurrent: int = 0  # 0: as many as the CPUs (or cluster) allow
     seed: int = 0
-    evaluation: bool = True  # the notebook's: every 10 iterations, 3 episodes
+    # What chooses the winner, everywhere (selection.py): "eval", the greedy
+    # evaluation of complete games, or "train", the last 100 training games.
+    select: str = "eval"
+    # Also evaluate every 10 iterations (the notebook's), for the curves; with
+    # select: eval, trials are evaluated at ASHA's rungs, at each checkpoint
+    # and at their end whatever this says.
+    evaluation: bool = True
+    eval_episodes: int = 5  # complete games per evaluation
     # Iterations between checkpoints (also one at the end); 0: about a tenth of
     # max_env_steps, so that a kill loses at most that much of a trial.
     checkpoint_every: int = 0
@@ -93,8 +101,10 @@ class SweepSpec:
         get_env(self.env)
         if self.profile not in PROFILES:
             raise unknown("profile", self.profile, PROFILES)
+        if self.select not in SELECT_RULES:
+            raise unknown("select", self.select, SELECT_RULES)
         for name in ("trials", "max_env_steps", "min_env_steps_per_iteration",
-                     "grace_env_steps", "keep_checkpoints",
+                     "grace_env_steps", "keep_checkpoints", "eval_episodes",
                      "torch_threads", "envs_per_env_runner", "cpus_per_env_runner"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)}")

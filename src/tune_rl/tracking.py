@@ -54,6 +54,8 @@ METRICS = {
     (ENV_STEPS,): "env_steps",
     ("training_iteration",): "iteration",
 }
+EVALUATION_METRICS = {"env_steps": "eval_env_steps", "seconds": "eval_seconds",
+                      "capped_games": "eval_capped_games"}
 LOSSES = ("total_loss", "qf_loss", "policy_loss", "vf_loss", "pi_loss", "entropy", "mean_kl_loss")
 
 
@@ -68,6 +70,9 @@ def trial_metrics(result: dict[str, Any]) -> dict[str, float]:
     steps = result.get("env_runners", {}).get("num_env_steps_sampled")
     if seconds and steps:
         out["env_steps_per_s"] = float(steps) / float(seconds)
+    evaluation = result.get("evaluation") or {}
+    if isinstance(evaluation.get("scores"), list):  # tune-rl's own (trainable.py)
+        out.update({name: float(evaluation[key]) for key, name in EVALUATION_METRICS.items()})
     learner = result.get("learners", {}).get("default_policy", {})
     for loss in LOSSES:
         value = learner.get(loss)
@@ -178,10 +183,11 @@ class MLflowTracking(Callback):
             self.client.set_terminated(run_id, "KILLED")
         best = summary.get("best") or {}
         now = int(time.time() * 1000)
-        metrics = [Metric("best_score", float(best["score"]), now, 0)] if best else []
+        metrics = [Metric("best_score", float(best["selected_score"]), now, 0)] if best else []
         params = [Param(f"best.{k}", str(v)) for k, v in (best.get("params") or {}).items()]
         if best:
-            params.append(Param("best.trial", best["trial"]))
+            params += [Param("best.trial", best["trial"]), Param("best.seed", str(best["seed"])),
+                       Param("selected_by", summary["metric"])]
         self.client.log_batch(self.parent_run_id, metrics=metrics, params=params)
         self.client.log_text(self.parent_run_id, self._redact(trials_csv(summary["trials"])),
                              "trials.csv")
@@ -314,7 +320,7 @@ class MLflowTracking(Callback):
             self.client.create_registered_model(model_name)
         version = self.client.create_model_version(
             model_name, source=f"{self.client.get_run(run_id).info.artifact_uri}/policy",
-            run_id=run_id, tags={"sweep": self.sweep_name, "score": str(best.get("score"))})
+            run_id=run_id, tags=model_tags(best, self.sweep_name))
         self.client.log_batch(self.parent_run_id, tags=[
             RunTag("best_model", f"models:/{model_name}/{version.version}")])
         return version.version
@@ -369,15 +375,24 @@ def _requirements() -> list[str]:
         ("gymnasium", "gymnasium"), ("numpy", "numpy"))]
 
 
+def model_tags(best: dict[str, Any], sweep: str) -> dict[str, str]:
+    """A registered checkpoint's tags: the score it was saved with, by which rule."""
+    return {"sweep": sweep, "trial": best["trial"], "seed": str(best["seed"]),
+            "score": str(best["checkpoint_score"]), "env_steps": str(best["checkpoint_env_steps"]),
+            "selected_by": best.get("selected_by", "")}
+
+
 def trials_csv(trials: list[dict[str, Any]]) -> str:
     params = sorted({k for t in trials for k in t["params"]})
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["trial", "status", "score", "last_score", "env_steps", *params,
-                     "checkpoint", "error"])
+    writer.writerow(["trial", "status", "selected_score", "eval_score", "score", "env_steps",
+                     "seed", *params, "checkpoint", "checkpoint_score", "error"])
     for t in trials:
-        writer.writerow([t["trial"], t["status"], t["score"], t["last_score"], t["env_steps"],
-                         *[t["params"].get(p) for p in params], t["checkpoint"], t["error"]])
+        writer.writerow([t["trial"], t["status"], t["selected_score"], t["eval_score"],
+                         t["score"], t["env_steps"], t["seed"],
+                         *[t["params"].get(p) for p in params], t["checkpoint"],
+                         t["checkpoint_score"], t["error"]])
     return out.getvalue()
 
 

@@ -20,13 +20,18 @@ from ray.tune.result import TRIAL_INFO
 
 from tune_rl.config import TrialSettings, build_config
 from tune_rl.envs import SCORE_KEY, EnvChoice
+from tune_rl.evaluation import MAX_FRAMES_PER_GAME
 from tune_rl.presets import Preset
+from tune_rl.search import SEED
 
 ENV_STEPS = "num_env_steps_sampled_lifetime"
 SCORE = "score"  # the real game score, mean over the last SCORE_WINDOW finished episodes
 SCORE_WINDOW = 100
 GAMES_ENDED = "games_ended"  # in result["env_runners"]: games that ended this iteration
-EVAL_SCORE = "eval_score"
+EVAL_SCORE = "eval_score"  # this iteration's evaluation (evaluation.py), else NaN
+LAST_EVAL_SCORE = "last_eval_score"  # the latest evaluation, for the progress table only
+# In every checkpoint: the scores it was saved with, the trial's seed and params.
+CHECKPOINT_RECORD_FILE = "tune_rl_checkpoint.json"
 DIVERGED = "diverged"  # set, with the name of what went non-finite, when a trial diverges
 # Numbers that turn NaN or infinite when learning diverges. Episode returns
 # are not among them: they are NaN whenever no episode ended, which is normal
@@ -108,6 +113,10 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
             # window of the last 100 games is kept here, across iterations
             # and (through the checkpoint) across restores.
             self._recent_scores: deque[float] = deque(maxlen=SCORE_WINDOW)
+            self._seed = int(searched.get(SEED, settings.seed))
+            self._env_steps = 0  # lifetime env steps at the last result
+            self._last_eval: dict[str, Any] = {}
+            self._last_result: dict[str, Any] = {}
             super().__init__(config=build_config(preset, env, searched, settings), **kwargs)
             self._trial_info = trial_info  # so results carry the real trial id
             # Which node runs this trial, for sweeps on a cluster.
@@ -129,10 +138,14 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
             result[SCORE] = mean_or_nan(self._recent_scores)
             runners[SCORE_KEY] = mean_or_nan(finished)
             runners[GAMES_ENDED] = len(finished)
-            evaluation = result.get("evaluation", {}).get("env_runners", {})
-            evaluated = games_ended(evaluation.get(SCORE_KEY))
-            if evaluated:
-                evaluation[SCORE_KEY] = result[EVAL_SCORE] = mean_or_nan(evaluated)
+            steps = int(result.get(ENV_STEPS, 0) or 0)
+            # Fresh or NaN, never carried: a checkpoint's eval_score is an
+            # evaluation of its own weights (selection.py).
+            result[EVAL_SCORE] = math.nan
+            if self._evaluation_due(self.iteration + 1, steps):
+                self._evaluate(result, steps)
+            result[LAST_EVAL_SCORE] = self._last_eval.get(EVAL_SCORE, math.nan)
+            self._env_steps = steps
             result["node_id"] = self._node_id
             # A diverged trial stops here, recorded as such, rather than crash
             # later or feed the search a meaningless score.
@@ -141,12 +154,44 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
             if bad:
                 result[DIVERGED] = bad
                 result["done"] = True
+            self._last_result = {SCORE: result[SCORE], EVAL_SCORE: result[EVAL_SCORE],
+                                 ENV_STEPS: steps, "iteration": self.iteration + 1}
             return result
+
+        def _evaluation_due(self, iteration: int, steps: int) -> bool:
+            """At the settings' intervals, on the first result past each
+            milestone (ASHA's rungs) and at the end of the budget."""
+            return (any(iteration % n == 0 for n in settings.eval_every_iterations)
+                    or any(self._env_steps < m <= steps for m in settings.eval_at_env_steps)
+                    or (settings.eval_at_end and steps >= settings.max_env_steps))
+
+        def _evaluate(self, result: dict, steps: int) -> None:
+            from tune_rl.evaluation import evaluate, evaluation_seed, policy_module
+
+            cap = settings.env_config.get("max_frames_per_episode", MAX_FRAMES_PER_GAME)
+            ev = evaluate(policy_module(self), preset, env, episodes=settings.eval_episodes,
+                          seed=evaluation_seed(self._seed, steps), max_frames_per_game=cap,
+                          env_config=settings.env_config)
+            result[EVAL_SCORE] = ev.mean
+            # Its cost is its own: RLlib's counters (training env steps) never see it.
+            result["evaluation"] = {
+                "scores": list(ev.scores), "env_steps": ev.env_steps, "seconds": ev.seconds,
+                "capped_games": ev.capped, "cap": f"{ev.cap} {ev.cap_unit}", "seed": ev.seed,
+                "interval_low": ev.interval[0], "interval_high": ev.interval[1]}
+            self._last_eval = {EVAL_SCORE: ev.mean, "scores": list(ev.scores),
+                               ENV_STEPS: steps, "seed": ev.seed}
 
         def save_checkpoint(self, checkpoint_dir: str) -> None:
             super().save_checkpoint(checkpoint_dir)
             with open(os.path.join(checkpoint_dir, RECENT_SCORES_FILE), "w") as f:
                 json.dump(list(self._recent_scores), f)
+            # The scores this checkpoint was saved with (those of the result
+            # Tune checkpoints after), its trial's seed and searched values:
+            # what `best`, `confirm` and the registry read back.
+            with open(os.path.join(checkpoint_dir, CHECKPOINT_RECORD_FILE), "w") as f:
+                json.dump({**self._last_result, "seed": self._seed,
+                           "params": {k: v for k, v in self._searched.items() if k != SEED},
+                           "last_evaluation": self._last_eval}, f, default=str)
             if preset.is_dqn:
                 with open(os.path.join(checkpoint_dir, REPLAY_BUFFER_FILE), "wb") as f:
                     pickle.dump(self.local_replay_buffer.get_state(), f,
@@ -154,6 +199,12 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
 
         def load_checkpoint(self, checkpoint_dir: str) -> None:
             super().load_checkpoint(checkpoint_dir)
+            path = os.path.join(checkpoint_dir, CHECKPOINT_RECORD_FILE)
+            if os.path.exists(path):
+                with open(path) as f:
+                    record = json.load(f)
+                self._env_steps = int(record.get(ENV_STEPS, 0))
+                self._last_eval = record.get("last_evaluation") or {}
             path = os.path.join(checkpoint_dir, RECENT_SCORES_FILE)
             if os.path.exists(path):
                 with open(path) as f:
