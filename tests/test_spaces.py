@@ -10,7 +10,7 @@ from ray import tune
 from tune_rl.config import TrialSettings, build_config
 from tune_rl.envs import ENVS
 from tune_rl.errors import UsageError
-from tune_rl.presets import CONV_FILTERS, PRESETS
+from tune_rl.presets import CONV_FILTERS, HEAD_HIDDENS, PRESETS
 from tune_rl.spaces import check_space, filters_fit, load_space
 
 
@@ -27,7 +27,15 @@ def test_sampled_spaces_pass_rllib_validation(algo, env):
         config.validate()
         if "conv_filters" in params:
             assert config.model_config["conv_filters"] == CONV_FILTERS[params["conv_filters"]]
-        for name in params.keys() - {"conv_filters", "per_alpha", "per_beta"}:
+        if "head_hiddens" in params:
+            assert (config.model_config["head_fcnet_hiddens"]
+                    == HEAD_HIDDENS[params["head_hiddens"]])
+        if params.get("lr_schedule") == "linear":  # [[0, lr], [budget, 0.0]]
+            assert config.lr == [[0, params["lr"]], [TrialSettings().max_env_steps, 0.0]]
+        named = {"conv_filters", "head_hiddens", "lr_schedule", "per_alpha", "per_beta"}
+        if params.get("lr_schedule") == "linear":
+            named.add("lr")
+        for name in params.keys() - named:
             assert getattr(config, name) == params[name]
         if "per_alpha" in params:
             assert config.replay_buffer_config["alpha"] == params["per_alpha"]
