@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
                                             "(e.g. benchmarks/results)")
     reference.add_argument("--dry-run", action="store_true",
                            help="print the reference's values and sources; run nothing")
+    reference.add_argument("--curve-only", action="store_true",
+                           help="redraw the curve of the reference run --name (finished or "
+                                "stopped part way); run nothing")
 
     links = commands.add_parser(
         "ui-links", help="the MLflow UI's runs list of each experiment (make mlflow-ui)")
@@ -170,13 +173,22 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     reference = get_reference(args.algo)
     spec = reference_spec(reference, args.env_steps or reference.default_env_steps, args.name,
                           args.storage_path, args.tracking_uri, args.seed)
+    if args.curve_only:
+        from tune_rl.references import draw_reference
+
+        if not args.name:
+            raise UsageError("--curve-only needs --name: the reference run to draw")
+        for path in draw_reference(reference, spec,
+                                   Path(args.output) if args.output else None):
+            print(f"Curve: {path}")
+        return 0
     if args.dry_run:
         plan_reference(reference, spec)
         print(json.dumps(reference.describe(), indent=2, default=str))
         return 0
 
-    from tune_rl.report import format_summary
     from tune_rl.references import run_reference
+    from tune_rl.report import format_summary
 
     print(f"Reference {reference.name}: {spec.algo} on {spec.env}, {spec.max_env_steps} env "
           f"steps. Results: {spec.sweep_location}", flush=True)

@@ -204,8 +204,10 @@ class ScoreCallback(RLlibCallback):
 
     def on_episode_end(self, *, episode, metrics_logger=None, **kwargs) -> None:
         info = episode.get_infos(-1)
-        if isinstance(info, dict) and info.get(GAME_OVER) is False:
-            return  # a life lost (TerminalOnLifeLoss): the game goes on
+        # A life lost (TerminalOnLifeLoss): the game goes on. Through RLlib's
+        # vector env the flag arrives as numpy's bool, which `is False` misses.
+        if isinstance(info, dict) and not info.get(GAME_OVER, True):
+            return
         score = info.get(SCORE_KEY) if isinstance(info, dict) else None
         if score is None:  # envs without clipping: the return is the score
             score = episode.get_return()

@@ -465,12 +465,28 @@ def log_curve(tracking_uri: str, run_id: str, files: list[Path]) -> None:
         client.log_artifact(run_id, str(path), "reference")
 
 
+def draw_reference(reference: Reference, spec, output: Path | None = None) -> list[Path]:
+    """The curve of a reference sweep already on disk (finished, or stopped
+    part way: each iteration is in result.json as it ends), redrawn into its
+    folder and `output`."""
+    folder = Path(spec.storage.path(spec.name))
+    trials = sorted(folder.glob("*/result.json"))
+    if not trials:
+        raise UsageError(f"no reference trial in {folder}: give the --name and --storage-path "
+                         "of a reference run")
+    rows = read_curve(str(trials[0].parent))
+    stem = f"reference-{reference.algo.lower()}"
+    files = write_curve(reference, rows, folder, stem)
+    if output is not None:
+        files += write_curve(reference, rows, output, stem)
+    return files
+
+
 def run_reference(reference: Reference, spec, address: str | None = None,
                   output: Path | None = None) -> dict[str, Any]:
     """Runs the reference's one-trial sweep, then writes its curve beside the
     published one into the sweep folder (and `output`), and into MLflow."""
     from tune_rl.runner import run_sweep
-
     from tune_rl.storage import is_uri
 
     if is_uri(spec.storage_path):
