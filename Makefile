@@ -20,6 +20,10 @@ STORAGE ?=
 TRACKING_URI ?=
 ARGS    ?=
 RESUME  ?=
+TOP     ?= 3
+SEEDS   ?= 3
+OUT     ?= best.yaml
+CONFIG  ?= best.yaml
 MLFLOW_PORT ?= 5000
 # The MLflow UI test drives Debian's Chromium through Playwright (Playwright's
 # own browser download cannot run on a closed network).
@@ -37,7 +41,7 @@ SWEEP_FLAGS = --profile $(PROFILE) \
 	$(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI)) \
 	$(if $(ADDRESS),--address $(ADDRESS)) $(ARGS)
 
-.PHONY: install chromium sweep submit dry-run list test lint bench bench-quick bench-gpu bench-profiles mlflow-ui clean
+.PHONY: install chromium sweep submit dry-run list confirm best train test lint bench bench-quick bench-gpu bench-profiles mlflow-ui clean
 
 install: $(STAMP)
 
@@ -64,6 +68,21 @@ dry-run: install
 
 list: install
 	$(BIN)/tune-rl list
+
+# After a sweep (NAME): its top TOP configurations trained again on SEEDS new
+# seeds each; the winner (confirmed when confirmed) as a sweep file; that file
+# trained for STEPS env steps (RESUME=1 with NAME continues an interrupted one).
+confirm: install
+	$(BIN)/tune-rl confirm $(NAME) --top $(TOP) --seeds $(SEEDS) \
+		$(if $(STEPS),--env-steps $(STEPS)) $(if $(STORAGE),--storage-path $(STORAGE))
+
+best: install
+	$(BIN)/tune-rl best $(NAME) -o $(OUT) $(if $(STORAGE),--storage-path $(STORAGE))
+
+train: install
+	$(BIN)/tune-rl train --config $(CONFIG) $(if $(STEPS),--env-steps $(STEPS)) \
+		$(if $(NAME),--name $(NAME)) $(if $(RESUME),--resume) \
+		$(if $(STORAGE),--storage-path $(STORAGE))
 
 # Installs Chromium with apt-get when it is missing and root or sudo can;
 # otherwise says how, and stops before a run that would fail.

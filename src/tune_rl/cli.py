@@ -98,6 +98,40 @@ def _parser() -> argparse.ArgumentParser:
                            help="redraw the curve of the reference run --name (finished or "
                                 "stopped part way); run nothing")
 
+    confirm = commands.add_parser(
+        "confirm", help="train a finished sweep's top configurations again on new seeds, "
+                        "and say whether its ranking held")
+    confirm.add_argument("sweep", help="the sweep's name (its folder under --storage-path)")
+    confirm.add_argument("--top", type=int, default=3, help="configurations (default 3)")
+    confirm.add_argument("--seeds", type=int, default=3, help="new seeds each (default 3)")
+    confirm.add_argument("--env-steps", type=int,
+                         help="env steps per run (default: the sweep's trial budget)")
+    confirm.add_argument("--name", help="the confirmation's name (default <sweep>-confirm)")
+    confirm.add_argument("--storage-path", default="ray_results",
+                         help="where the sweep is (default ./ray_results)")
+    confirm.add_argument("--tracking-uri", help="MLflow store (default: the sweep's)")
+    confirm.add_argument("--resume", action="store_true",
+                         help="continue an interrupted confirmation (--name)")
+
+    best = commands.add_parser(
+        "best", help="write a sweep's winner (the confirmed one if any) as a sweep file")
+    best.add_argument("sweep", help="the sweep's name (its folder under --storage-path)")
+    best.add_argument("-o", "--output", default="best.yaml", help="default best.yaml")
+    best.add_argument("--storage-path", default="ray_results",
+                      help="where the sweep is (default ./ray_results)")
+
+    train = commands.add_parser(
+        "train", help="train one configuration (a file `tune-rl best` wrote) for as long "
+                      "as asked, with checkpoints, MLflow and resume like a sweep's trial")
+    train.add_argument("--config", required=True, help="the sweep file, e.g. best.yaml")
+    train.add_argument("--env-steps", type=int, help="env steps (default: the file's)")
+    train.add_argument("--name", help="run name (default train-<algo>-<env>-<time>)")
+    train.add_argument("--seed", type=int, help="RLlib seed (default: the file's)")
+    train.add_argument("--storage-path", help="where results go (default ./ray_results)")
+    train.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the interrupted run --name from its checkpoint")
+
     links = commands.add_parser(
         "ui-links", help="the MLflow UI's runs list of each experiment (make mlflow-ui)")
     links.add_argument("--tracking-uri", default=os.environ.get(
@@ -253,6 +287,77 @@ def _quiet_library_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _cmd_confirm(args: argparse.Namespace) -> int:
+    from tune_rl.confirm import finish_confirmation, load_sweep, plan_confirmation
+    from tune_rl.runner import run_sweep
+
+    if args.resume and not args.name:
+        raise UsageError("--resume needs --name: the confirmation to continue")
+    sweep = load_sweep(args.sweep, args.storage_path)
+    plan = plan_confirmation(sweep, args.top, args.seeds, args.env_steps, args.name,
+                             args.storage_path, args.tracking_uri, resume=args.resume)
+    spec = plan.spec
+    print(f"Confirming sweep {args.sweep}: top {args.top} configurations x {args.seeds} new "
+          f"seeds, {spec.max_env_steps} env steps each ({spec.trials} runs). "
+          f"Results: {spec.sweep_location}", flush=True)
+    summary = run_sweep(plan, resume=args.resume,
+                        finish=finish_confirmation(sweep, args.top, args.seeds))
+    if summary.get("interrupted"):
+        print(f"\nConfirmation {spec.name} interrupted; resume it with:\n  "
+              f"{resume_command(sys.argv, spec.name)}", file=sys.stderr)
+        return 130
+    from tune_rl.confirm import format_confirmation
+
+    table = summary["confirmation"]
+    print(format_confirmation(table, args.seeds, spec.max_env_steps))
+    if table.get("model"):
+        print(f"Registered: {table['model']} (tagged confirmed)")
+    return 0 if summary["succeeded"] else 1
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tune_rl.best import best_yaml
+
+    text = best_yaml(args.sweep, args.storage_path)
+    Path(args.output).write_text(text)
+    print(text.splitlines()[0].removeprefix("# "))
+    print(f"Written: {args.output}; train it with: tune-rl train --config {args.output} "
+          "--env-steps N")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from tune_rl.plan import plan_sweep
+    from tune_rl.report import format_summary
+    from tune_rl.runner import run_sweep
+    from tune_rl.spec import load_spec
+
+    if args.resume and not args.name:
+        raise UsageError("--resume needs --name: the run to continue")
+    spec = load_spec(spec_file=args.config, max_env_steps=args.env_steps, seed=args.seed,
+                     storage_path=args.storage_path, tracking_uri=args.tracking_uri,
+                     name=args.name)
+    if not args.name:
+        spec.name = f"train-{spec.algo}-{spec.env}-{datetime.now():%Y%m%d-%H%M%S}"
+    if not spec.params:
+        raise UsageError(f"{args.config} fixes no params: train runs one configuration "
+                         "(write one with tune-rl best), tune-rl sweep searches")
+    plan = plan_sweep(spec, resume=args.resume)
+    print(f"Training {spec.algo} on {spec.env} for {spec.max_env_steps} env steps "
+          f"(seed {spec.seed}): {spec.sweep_location}", flush=True)
+    summary = run_sweep(plan, resume=args.resume)
+    if summary.get("interrupted"):
+        print(f"\nRun {spec.name} interrupted; resume it with:\n  "
+              f"{resume_command(sys.argv, spec.name)}", file=sys.stderr)
+        return 130
+    print(format_summary(summary))
+    return 0 if summary["succeeded"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_library_logs()
@@ -265,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_submit(args)
         if args.command == "reference":
             return _cmd_reference(args)
+        if args.command in ("confirm", "best", "train"):
+            return {"confirm": _cmd_confirm, "best": _cmd_best, "train": _cmd_train}[
+                args.command](args)
         return _cmd_sweep(args)
     except UsageError as err:
         print(f"tune-rl: error: {err}", file=sys.stderr)

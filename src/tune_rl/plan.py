@@ -18,7 +18,7 @@ from tune_rl.config import REPLAY_PARAMS, TrialSettings, describe_network
 from tune_rl.envs import EnvChoice, get_env
 from tune_rl.errors import UsageError
 from tune_rl.presets import EVALUATION, PRESETS, Preset
-from tune_rl.search import SCHEDULERS, SEARCHERS
+from tune_rl.search import SCHEDULERS, SEARCHERS, SEED
 from tune_rl.selection import SELECT_RULES, asha_milestones
 from tune_rl.spaces import check_space, load_space, space_summary
 from tune_rl.spec import SweepSpec
@@ -32,6 +32,11 @@ class SweepPlan:
     env: EnvChoice
     space: dict[str, Any]
     settings: TrialSettings
+    # The exact trial configs to run, in place of a search (`confirm`'s
+    # configurations times seeds, `train`'s one): no search, no early stopping.
+    configs: list[dict[str, Any]] | None = None
+    # An MLflow run to nest this run's parent under (a confirmation under its sweep's).
+    parent_run_id: str | None = None
 
     def _schedules(self) -> dict[str, Any]:
         """The preset's env-step schedules as this sweep runs them (schedule_scale)."""
@@ -143,10 +148,14 @@ def resolve_plan(spec: SweepSpec, space: dict[str, Any] | None = None) -> SweepP
         env_config=dict(spec.env_config),
         training=dict(spec.training),
     )
+    configs = None
+    if spec.params:  # one configuration, chosen already (`tune-rl best` writes it)
+        space = dict(spec.params)
+        configs = [{**spec.params, SEED: spec.seed}]
     space = load_space(preset, env) if space is None else dict(space)
     _check_not_searched(spec, space)
     check_space(preset, env, space, settings)
-    return SweepPlan(spec, preset, env, space, settings)
+    return SweepPlan(spec, preset, env, space, settings, configs)
 
 
 def evaluation_schedule(spec: SweepSpec) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -80,6 +81,8 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
         "succeeded": len(trials) - len(failed),
         "failed": len(failed),
         "failures": [{"trial": t["trial"], "error": t["error"]} for t in failed],
+        # The whole spec, so that `confirm`, `best` and `train` rebuild the sweep.
+        "spec": dataclasses.asdict(spec),
     }
 
 

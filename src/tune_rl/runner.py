@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
 from typing import Any
@@ -18,15 +19,18 @@ from tune_rl.cluster import check_storage_is_shared, connect
 from tune_rl.config import policy_observation_space
 from tune_rl.estimate import trials_at_once
 from tune_rl.plan import SweepPlan, resources_per_trial, tracking_state_file
-from tune_rl.search import SeededTrials, make_scheduler, make_searcher, make_stopper
+from tune_rl.search import FixedConfigs, SeededTrials, make_scheduler, make_searcher, make_stopper
 from tune_rl.spaces import space_summary
 from tune_rl.spec import SweepSpec
 from tune_rl.trainable import ENV_STEPS, LAST_EVAL_SCORE, SCORE
 
 
-def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None
-              ) -> dict[str, Any]:
+def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None,
+              finish: Callable | None = None) -> dict[str, Any]:
     """Runs (or resumes) the sweep on local Ray and returns its summary.
+
+    `finish(plan, results, tracking, concurrency)` turns Tune's results into
+    the summary and records it (default: a sweep's, `finish_sweep`).
 
     An interrupted sweep (Ctrl-C) returns a summary with "interrupted": True;
     its MLflow runs are marked KILLED until `--resume` reopens them. An error
@@ -49,6 +53,7 @@ def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None
         max_env_steps=spec.max_env_steps,
         resolve_config=partial(resolved_config, plan),
         state_file=tracking_state_file(spec),
+        parent_run_id=plan.parent_run_id,
     )
     try:
         if resume:
@@ -57,7 +62,7 @@ def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None
             tracking.start_sweep(json.dumps(space_summary(plan.space), indent=2))
         tuner = (_restored_tuner(plan, trainable) if resume
                  else _new_tuner(plan, trainable, tracking, concurrency))
-        return _finish(plan, tuner.fit(), tracking, concurrency)
+        return (finish or finish_sweep)(plan, tuner.fit(), tracking, concurrency)
     except KeyboardInterrupt:
         tracking.mark_killed()
         raise
@@ -74,7 +79,7 @@ def _restored_tuner(plan: SweepPlan, trainable):
 
     storage = plan.spec.storage
     return tune.Tuner.restore(storage.path(plan.spec.name), trainable, resume_unfinished=True,
-                              resume_errored=True, param_space=plan.space,
+                              resume_errored=True, param_space=_param_space(plan),
                               storage_filesystem=storage.fs)
 
 
@@ -84,19 +89,23 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
 
     spec = plan.spec
     metric = selection.metric(spec.select)
-    # Outermost, so that Tune saves its count of seeds with the sweep.
-    searcher = SeededTrials(ConcurrencyLimiter(make_searcher(spec.search, spec.seed),
-                                               max_concurrent=concurrency), spec.seed)
+    if plan.configs:
+        searcher = ConcurrencyLimiter(FixedConfigs(plan.configs), max_concurrent=concurrency)
+    else:
+        # Outermost, so that Tune saves its count of seeds with the sweep.
+        searcher = SeededTrials(ConcurrencyLimiter(make_searcher(spec.search, spec.seed),
+                                                   max_concurrent=concurrency), spec.seed)
     return tune.Tuner(
         trainable,
-        param_space=plan.space,
+        param_space=_param_space(plan),
         tune_config=tune.TuneConfig(
             # ASHA's rungs and Optuna compare the selected score (selection.py).
             metric=metric,
             mode="max",
-            num_samples=spec.trials,
+            num_samples=len(plan.configs) if plan.configs else spec.trials,
             search_alg=searcher,
-            scheduler=make_scheduler(spec.early_stopping, ENV_STEPS, spec.max_env_steps,
+            scheduler=make_scheduler("none" if plan.configs else spec.early_stopping,
+                                     ENV_STEPS, spec.max_env_steps,
                                      spec.grace_env_steps, spec.reduction_factor),
             trial_name_creator=partial(trial_name, plan.preset.name),
             trial_dirname_creator=partial(trial_name, plan.preset.name),
@@ -126,7 +135,12 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
     )
 
 
-def _finish(plan: SweepPlan, results, tracking, concurrency: int) -> dict[str, Any]:
+def _param_space(plan: SweepPlan) -> dict[str, Any]:
+    # Fixed configs come whole from FixedConfigs; Tune would resolve a space too.
+    return {} if plan.configs else plan.space
+
+
+def finish_sweep(plan: SweepPlan, results, tracking, concurrency: int) -> dict[str, Any]:
     from tune_rl.report import optuna_figures, summarize, write_summary
 
     spec = plan.spec
@@ -147,7 +161,8 @@ def _finish(plan: SweepPlan, results, tracking, concurrency: int) -> dict[str, A
                                                f"{spec.env}-{spec.algo}",
                                                policy_observation_space(plan.preset, plan.env))
         summary["best"]["model"] = version and f"models:/{spec.env}-{spec.algo}/{version}"
-    tracking.log_plots(optuna_figures(plan.space, summary["trials"]))
+    if not plan.configs:  # Optuna's plots need a search
+        tracking.log_plots(optuna_figures(plan.space, summary["trials"]))
     write_summary(summary, spec.storage, spec.name)
     tracking.end_sweep(summary, "FINISHED" if summary["succeeded"] else "FAILED")
     return summary

@@ -122,3 +122,46 @@ class SeededTrials(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         self.searcher.restore(checkpoint_path)
+
+
+class FixedConfigs(Searcher):
+    """Suggests the given trial configs in order, then no more.
+
+    For runs whose values are already chosen (`confirm`'s configurations
+    times seeds, `train`'s winner): Tune saves and restores it with the run
+    like any searcher, so an interrupted run resumes with the configs left.
+    """
+
+    def __init__(self, configs: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.configs = [dict(c) for c in configs]
+        self.suggested = 0
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        if metric:
+            self._metric = metric
+        if mode:
+            self._mode = mode
+        return True
+
+    def suggest(self, trial_id: str):
+        if self.suggested >= len(self.configs):
+            return Searcher.FINISHED
+        self.suggested += 1
+        return dict(self.configs[self.suggested - 1])
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        pass
+
+    def save(self, checkpoint_path: str) -> None:
+        import pickle
+
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({"configs": self.configs, "suggested": self.suggested}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        import pickle
+
+        with open(checkpoint_path, "rb") as f:
+            state = pickle.load(f)
+        self.configs, self.suggested = state["configs"], state["suggested"]

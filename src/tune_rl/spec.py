@@ -86,6 +86,9 @@ class SweepSpec:
     schedule_scale: float = 1.0
     env_config: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)  # fixed preset overrides
+    # Fixed values of the searched parameters (what `tune-rl best` writes):
+    # nothing is searched, one trial runs them with `seed` as its RLlib seed.
+    params: dict[str, Any] = field(default_factory=dict)
     storage_path: str = "ray_results"
     # MLflow's own MLFLOW_TRACKING_URI, when set, else the embedded SQLite store.
     tracking_uri: str = field(
@@ -132,11 +135,15 @@ class SweepSpec:
             raise UsageError(f"schedule_scale must be in (0, 1], got {self.schedule_scale}")
         if self.reduction_factor < 2:
             raise UsageError(f"reduction_factor must be >= 2, got {self.reduction_factor}")
-        if self.grace_env_steps > self.max_env_steps:
+        if self.early_stopping == "asha" and self.grace_env_steps > self.max_env_steps:
             raise UsageError(
                 f"grace_env_steps ({self.grace_env_steps}) must not exceed "
                 f"max_env_steps ({self.max_env_steps})"
             )
+        if self.params and self.trials != 1:
+            raise UsageError(f"params fixes one configuration: trials must be 1, got "
+                             f"{self.trials} (tune-rl confirm runs a configuration on "
+                             "several seeds)")
         if not self.name:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
             self.name = f"{self.algo}-{self.env}-{self.profile}-{stamp}"

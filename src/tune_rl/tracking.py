@@ -105,7 +105,7 @@ class MLflowTracking(Callback):
                  sweep_params: dict[str, Any], tags: dict[str, str], *,
                  max_env_steps: int | None = None,
                  resolve_config: Callable[[dict], dict] | None = None,
-                 state_file: StoredFile | None = None):
+                 state_file: StoredFile | None = None, parent_run_id: str | None = None):
         # With a server, MLflow prints two links at every run's end; the
         # sweep's summary says where its runs are, once.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
@@ -128,6 +128,9 @@ class MLflowTracking(Callback):
         # state, so that a resumed sweep appends to its runs rather than
         # duplicating them (Tune restores this callback from its pickle).
         self.state_file = state_file
+        # The run this sweep's own parent run is nested under, if any (a
+        # confirmation under the sweep it confirms).
+        self.nest_under = parent_run_id
 
     def save_state(self) -> None:
         if self.state_file is None:
@@ -164,8 +167,10 @@ class MLflowTracking(Callback):
         # one is model training, where runs, params and metrics are listed.
         self.client.set_experiment_tag(self.experiment_id, "mlflow.experimentKind",
                                        "custom_model_development")
-        run = self.client.create_run(self.experiment_id, run_name=self.sweep_name,
-                                     tags={k: self._redact(v) for k, v in self.tags.items()})
+        tags = {k: self._redact(v) for k, v in self.tags.items()}
+        if self.nest_under:
+            tags[MLFLOW_PARENT_RUN_ID] = self.nest_under
+        run = self.client.create_run(self.experiment_id, run_name=self.sweep_name, tags=tags)
         self.parent_run_id = run.info.run_id
         self.save_state()
         self.client.log_batch(self.parent_run_id, params=[
@@ -192,6 +197,25 @@ class MLflowTracking(Callback):
         self.client.log_text(self.parent_run_id, self._redact(trials_csv(summary["trials"])),
                              "trials.csv")
         self.client.set_terminated(self.parent_run_id, status)
+
+    def log_confirmation(self, table: dict[str, Any], text: str,
+                         sweep_run_id: str | None) -> None:
+        """A confirmation's table on its own run; its winner tagged there and
+        on the sweep's parent run."""
+        self.client.log_text(self.parent_run_id, text, "confirmation.txt")
+        self.client.log_dict(self.parent_run_id, table, "confirmation.json")
+        winner = table.get("winner")
+        if not winner:
+            return
+        tags = [RunTag("confirmed_winner", winner["trial"]),
+                RunTag("confirmed_params", json.dumps(winner["params"], default=str)),
+                RunTag("ranking_held", str(table["winner_held"]).lower())]
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.parent_run_id, tags=tags, metrics=[
+            Metric("confirmed_mean", float(winner["mean"]), now, 0)])
+        if sweep_run_id:
+            self.client.log_batch(sweep_run_id, tags=[
+                *tags, RunTag("confirmation_run", self.parent_run_id)])
 
     def mark_killed(self) -> None:
         """An interrupted sweep: its open runs are KILLED until resumed."""
@@ -301,7 +325,7 @@ class MLflowTracking(Callback):
 
     # -- the best policy --------------------------------------------------------
     def log_best_policy(self, best: dict[str, Any], checkpoint: str | None, model_name: str,
-                        obs_space) -> str | None:
+                        obs_space, extra_tags: dict[str, str] | None = None) -> str | None:
         """Uploads the best trial's checkpoint (a local folder) and registers its
         policy; returns the model version."""
         run_id = self.trial_runs.get(best.get("trial_id", ""))
@@ -320,7 +344,7 @@ class MLflowTracking(Callback):
             self.client.create_registered_model(model_name)
         version = self.client.create_model_version(
             model_name, source=f"{self.client.get_run(run_id).info.artifact_uri}/policy",
-            run_id=run_id, tags=model_tags(best, self.sweep_name))
+            run_id=run_id, tags={**model_tags(best, self.sweep_name), **(extra_tags or {})})
         self.client.log_batch(self.parent_run_id, tags=[
             RunTag("best_model", f"models:/{model_name}/{version.version}")])
         return version.version
