@@ -41,7 +41,7 @@ SWEEP_FLAGS = --profile $(PROFILE) \
 	$(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI)) \
 	$(if $(ADDRESS),--address $(ADDRESS)) $(ARGS)
 
-.PHONY: install chromium sweep submit dry-run list confirm best train test lint bench bench-quick bench-gpu bench-profiles mlflow-ui clean
+.PHONY: install chromium sweep submit reference dry-run list confirm best train test lint bench bench-quick bench-gpu bench-profiles mlflow-ui clean
 
 install: $(STAMP)
 
@@ -62,6 +62,17 @@ sweep: install
 # TRACKING_URI an MLflow server the nodes reach.
 submit: install
 	$(BIN)/tune-rl submit $(SWEEP_FLAGS)
+
+# ALGO's published reference configuration (src/tune_rl/references.py: PPO,
+# Rainbow_DQN, DQN) as a one-trial sweep, tracked in MLflow; its learning curve
+# beside the published one (PNG, markdown, CSV) in the sweep folder and in
+# OUTPUT when given. STEPS: env steps (default 1,000,000).
+OUTPUT ?=
+reference: install
+	$(BIN)/tune-rl reference --algo $(ALGO) $(if $(STEPS),--env-steps $(STEPS)) \
+		$(if $(NAME),--name $(NAME)) $(if $(SEED),--seed $(SEED)) \
+		$(if $(STORAGE),--storage-path $(STORAGE)) \
+		$(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI)) $(if $(OUTPUT),--output $(OUTPUT))
 
 dry-run: install
 	$(BIN)/tune-rl sweep $(SWEEP_FLAGS) --dry-run
