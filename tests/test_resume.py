@@ -23,6 +23,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import assert_study_holds, saved_study
+from tune_rl.search import trial_seed
 
 SPEC = """\
 algo: PPO
@@ -92,9 +93,15 @@ def check_resumed(tmp: Path) -> None:
     # proposed the third trial after the resume, holds the first trial,
     # finished before the kill, with its score.
     assert_study_holds(saved_study(sweep), summary["trials"])
-    # Checkpoints stay bounded by keep_checkpoints (1), resume or not.
+    # Each trial its own seed: the third, proposed after the resume, the next
+    # of the sweep's seeds (Tune restored the count with the searcher).
+    assert sorted(t["seed"] for t in summary["trials"]) == sorted(
+        trial_seed(0, i) for i in range(3))
+    # Checkpoints stay bounded by keep_checkpoints (1), resume or not: the best
+    # by evaluation, and the latest while it is not the best (Tune never
+    # deletes the latest: _CheckpointManager, ray/train/_internal).
     for trial in summary["trials"]:
-        assert len(list(Path(trial["path"]).glob("checkpoint_*"))) == 1
+        assert 1 <= len(list(Path(trial["path"]).glob("checkpoint_*"))) <= 2
     client = MlflowClient(f"sqlite:///{tmp / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("cartpole-PPO").experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
