@@ -133,3 +133,27 @@ def test_curve_only_redraws_a_run_that_is_not_there_with_a_clear_error(tmp_path,
                  "--storage-path", str(tmp_path)])
     assert code == 2
     assert "no reference trial in" in capsys.readouterr().err
+
+
+def test_terminal_on_life_loss_ends_an_episode_per_life_and_scores_the_whole_game():
+    from tune_rl.envs import GAME_OVER, SCORE_KEY, make_breakout
+
+    env = make_breakout({"terminal_on_life_loss": True, "repeat_action_probability": 0.0})
+    env.action_space.seed(0)
+    env.reset(seed=0)
+    episodes, game_points, rewards = 0, 0.0, 0.0
+    while True:
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        rewards += reward  # clipped to its sign, summed over all lives
+        if terminated or truncated:
+            episodes += 1
+            if info[GAME_OVER]:
+                break
+            points_so_far = info[SCORE_KEY]
+            _, info = env.reset()
+            # A new episode, the same game: the score carries on, one life fewer.
+            assert info[SCORE_KEY] >= points_so_far and not info[GAME_OVER]
+        game_points = info[SCORE_KEY]
+    env.close()
+    assert episodes == 5  # Breakout's five lives
+    assert info[SCORE_KEY] >= max(game_points, rewards)
