@@ -138,7 +138,10 @@ PPO_REFERENCE = Reference(
                "10,000,000"),
         "train_batch_size_per_learner": (1024, f"{CLEANRL_PPO}: num_envs 8 x num_steps 128"),
         "gamma": (0.99, f"{CLEANRL_PPO}: gamma 0.99"),
-        "vf_loss_coeff": (0.5, f"{CLEANRL_PPO}: vf_coef 0.5"),
+        # RLlib's value loss is (v - R)^2 (ppo_torch_learner.py: torch.pow(...,
+        # 2.0)), CleanRL's 0.5 (v - R)^2 times vf_coef 0.5: the same weight is 0.25.
+        "vf_loss_coeff": (0.25, f"{CLEANRL_PPO}: vf_coef 0.5 on 0.5 * (v - R)^2, i.e. "
+                                "0.25 on RLlib's (v - R)^2"),
         "use_kl_loss": (False, f"{CLEANRL_PPO}: no KL penalty (target_kl None); RLlib's "
                                "default adds one (kl_coeff 0.2)"),
     },
