@@ -381,7 +381,7 @@ def curve_table(reference: Reference, rows: list[dict[str, Any]], marks: int = 1
              f"{last:,} env steps (agent steps, 4 frames each) in "
              f"{(rows[-1]['time_s'] if rows else 0) / 60:.1f} minutes. "
              "score: mean game score of the last 100 training games; eval: the last "
-             "evaluation (3 whole games) at or before the step. " + RANDOM_PLAY, "",
+             "greedy evaluation (whole games) at or before the step. " + RANDOM_PLAY, "",
              "| env steps | minutes | score (100 games) | eval score |",
              "| ---: | ---: | ---: | ---: |"]
     steps = sorted({max(1, round(last * i / marks)) for i in range(1, marks + 1)}) if last else []
@@ -421,7 +421,7 @@ def curve_figure(reference: Reference, rows: list[dict[str, Any]]):
             label="this run: training score (last 100 games)")
     evals = [r for r in rows if r["eval_score"] is not None]
     ax.plot([r["env_steps"] for r in evals], [r["eval_score"] for r in evals], "o--",
-            label="this run: evaluation (3 games)")
+            label="this run: greedy evaluation (whole games)")
     last = rows[-1]["env_steps"] if rows else 0
     markers = iter("s^Dv")
     for curve in reference.published:
@@ -437,7 +437,7 @@ def curve_figure(reference: Reference, rows: list[dict[str, Any]]):
     ax.set_ylabel("game score")
     title = f"{reference.name} ({reference.algo}) on Breakout, tune-rl on RLlib"
     if beyond:
-        title += "\npublished beyond this run: " + "; ".join(beyond)
+        title += "\npublished beyond this run: " + "\n".join(beyond)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
@@ -482,6 +482,13 @@ def draw_reference(reference: Reference, spec, output: Path | None = None) -> li
     files = write_curve(reference, rows, folder, stem)
     if output is not None:
         files += write_curve(reference, rows, output, stem)
+    from tune_rl.plan import tracking_state_file
+
+    state = tracking_state_file(spec)
+    if state.exists():  # the run's MLflow parent, finished or stopped
+        parent = json.loads(state.read_text()).get("parent_run_id")
+        if parent:
+            log_curve(spec.tracking_uri, parent, files[:3])
     return files
 
 
