@@ -3,3 +3,6 @@
 from search_spaces.dqn import SPACE as DQN_SPACE
 
 SPACE = dict(DQN_SPACE)
+
+# What PBT and PB2 may change while a trial trains (ranges: the space's).
+MUTABLE = ("lr",)

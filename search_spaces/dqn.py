@@ -8,3 +8,6 @@ SPACE = {
     "grad_clip": tune.loguniform(1.0, 100.0),
     "conv_filters": tune.choice(["nature", "small", "wide"]),
 }
+
+# What PBT and PB2 may change while a trial trains (ranges: the space's).
+MUTABLE = ("lr",)

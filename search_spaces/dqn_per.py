@@ -9,3 +9,6 @@ SPACE = {
     "per_alpha": tune.uniform(0.3, 0.8),
     "per_beta": tune.uniform(0.3, 0.7),
 }
+
+# What PBT and PB2 may change while a trial trains (ranges: the space's).
+MUTABLE = ("lr",)

@@ -14,3 +14,6 @@ SPACE = {
     "per_beta": tune.uniform(0.3, 0.7),
     "conv_filters": tune.choice(["nature", "small", "wide"]),
 }
+
+# What PBT and PB2 may change while a trial trains (ranges: the space's).
+MUTABLE = ("lr",)

@@ -66,10 +66,6 @@ CASES = {
     "store that cannot be created": (["--algo", "DQN",
                                       "--tracking-uri", "sqlite:////proc/forbidden/m.db"],
                                      "tracking_uri '/proc/forbidden' cannot be written"),
-    "training value the space searches": (
-        ["--spec", "{tmp}/searched_twice.yaml"],
-        "training.n_step=5 in searched_twice.yaml is also searched by "
-        "search_spaces/rainbow_dqn.py ("),
     "unknown env_config key": (["--spec", "{tmp}/env_key_typo.yaml"],
                                "unknown env_config key for breakout: 'repeat_action_prob': "
                                "expected one of repeat_action_probability, max_frames_per_episode"),

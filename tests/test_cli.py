@@ -74,3 +74,29 @@ def test_a_submitted_sweep_carries_its_commit_to_the_job(listener, capsys, monke
     # The job's driver, in a copy of the project without .git, tags that commit.
     monkeypatch.setenv(GIT_COMMIT_ENV, "0123abc")
     assert sweep_tags(load_spec("DQN"))["git_commit"] == "0123abc"
+
+
+def test_a_training_value_pins_a_searched_parameter(tmp_path):
+    (tmp_path / "pinned.yaml").write_text(
+        "algo: Rainbow_DQN\ntraining: {n_step: 2}\nprofiles:\n  quick: {trials: 2}\n")
+    done = tune_rl("sweep", "--spec", str(tmp_path / "pinned.yaml"), "--dry-run",
+                   "--storage-path", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert "n_step" not in plan["space"] and "num_atoms" in plan["space"]
+    assert plan["pinned"] == {"n_step": "2 (training.n_step), not searched"}
+
+
+def test_cartpole_gets_its_own_space_and_profile(tmp_path):
+    done = tune_rl("sweep", "--algo", "PPO", "--env", "cartpole", "--dry-run",
+                   "--storage-path", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["space_from"] == "search_spaces/ppo.py SPACES['cartpole']"
+    assert plan["profile_from"] == "ppo.yaml envs.cartpole.quick"
+    assert {"gamma", "lambda_", "train_batch_size_per_learner", "fcnet"} <= set(plan["space"])
+    assert "conv_filters" not in plan["space"]
+    breakout = json.loads(tune_rl("sweep", "--algo", "PPO", "--dry-run", "--storage-path",
+                                  str(tmp_path / "r")).stdout)
+    assert breakout["profile_from"] == "ppo.yaml profiles.quick"
+    assert "conv_filters" in breakout["space"] and "gamma" not in breakout["space"]

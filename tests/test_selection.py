@@ -20,7 +20,7 @@ from conftest import assert_study_holds, saved_study
 from tune_rl import selection
 from tune_rl.plan import plan_sweep
 from tune_rl.runner import run_sweep
-from tune_rl.search import trial_seed
+from tune_rl.search import startup_trials, trial_seed
 from tune_rl.spec import load_spec
 from tune_rl.trainable import CHECKPOINT_RECORD_FILE, ENV_STEPS, EVAL_SCORE
 
@@ -88,7 +88,10 @@ def test_asha_and_optuna_compare_fresh_evaluations(eval_sweep):
         # What the summary (and Optuna) hold is that last evaluation.
         assert trial["selected_score"] == trial["eval_score"] == pytest.approx(last[EVAL_SCORE])
     # Optuna was told each trial's evaluation at its last report.
-    assert_study_holds(saved_study(Path(spec.sweep_location)), summary["trials"])
+    study = saved_study(Path(spec.sweep_location))
+    assert_study_holds(study, summary["trials"])
+    # TPE's random start sized to the sweep, not Optuna's 10.
+    assert study.sampler._n_startup_trials == startup_trials(3) == 3
     stopped = [t for t in summary["trials"] if t["status"] == "STOPPED_EARLY"]
     assert stopped and all(t["env_steps"] in milestones for t in stopped)
 

@@ -10,7 +10,7 @@ from ray import tune
 from tune_rl.config import TrialSettings, build_config
 from tune_rl.envs import ENVS
 from tune_rl.errors import UsageError
-from tune_rl.presets import CONV_FILTERS, HEAD_HIDDENS, PRESETS
+from tune_rl.presets import CONV_FILTERS, FCNET_HIDDENS, HEAD_HIDDENS, PRESETS
 from tune_rl.spaces import check_space, filters_fit, load_space
 
 
@@ -32,7 +32,10 @@ def test_sampled_spaces_pass_rllib_validation(algo, env):
                     == HEAD_HIDDENS[params["head_hiddens"]])
         if params.get("lr_schedule") == "linear":  # [[0, lr], [budget, 0.0]]
             assert config.lr == [[0, params["lr"]], [TrialSettings().max_env_steps, 0.0]]
-        named = {"conv_filters", "head_hiddens", "lr_schedule", "per_alpha", "per_beta"}
+        if "fcnet" in params:
+            assert config.model_config["fcnet_hiddens"] == FCNET_HIDDENS[params["fcnet"]]
+        named = {"conv_filters", "head_hiddens", "fcnet", "lr_schedule", "per_alpha",
+                 "per_beta"}
         if params.get("lr_schedule") == "linear":
             named.add("lr")
         for name in params.keys() - named:

@@ -25,6 +25,7 @@ from tune_rl.learner import TuneRLDQNLearner
 from tune_rl.networks import TuneRLDQNModule
 from tune_rl.presets import (
     CONV_FILTERS,
+    FCNET_HIDDENS,
     HEAD_HIDDENS,
     SCHEDULED,
     Preset,
@@ -34,7 +35,7 @@ from tune_rl.search import SEED
 
 # Searched names that are not `.training()` keyword arguments.
 REPLAY_PARAMS = {"per_alpha": "alpha", "per_beta": "beta"}
-MODEL_PARAMS = {"conv_filters", "head_hiddens"}
+MODEL_PARAMS = {"conv_filters", "head_hiddens", "fcnet"}
 LR_SCHEDULE = "lr_schedule"  # searched by name (presets.LR_SCHEDULES), not a .training() kwarg
 
 
@@ -87,6 +88,8 @@ def build_config(
             model["conv_filters"] = CONV_FILTERS[value]
         elif name == "head_hiddens":
             model["head_fcnet_hiddens"] = list(HEAD_HIDDENS[value])
+        elif name == "fcnet":
+            model["fcnet_hiddens"] = list(FCNET_HIDDENS[value])
         elif name == LR_SCHEDULE:
             lr_schedule = value
         elif name in REPLAY_PARAMS:
@@ -195,14 +198,27 @@ def describe_network(preset: Preset, env: EnvChoice, params: dict[str, Any] | No
     from tune_rl.networks import describe_module
 
     config = build_config(preset, env, params or {}, settings)
-    sample_env = env.make({})
-    try:
-        spaces = (policy_observation_space(preset, env), sample_env.action_space)
-    finally:
-        sample_env.close()
-    module = config.get_rl_module_spec(spaces={"default_policy": spaces},
-                                       inference_only=False).build()
-    return describe_module(module)
+    return describe_module(build_module(preset, env, config))
+
+
+def build_module(preset: Preset, env: EnvChoice, config: AlgorithmConfig):
+    """The RL module a trial of `config` trains, built here on the CPU."""
+    spaces = (policy_observation_space(preset, env), _action_space(env))
+    return config.get_rl_module_spec(spaces={"default_policy": spaces},
+                                     inference_only=False).build()
+
+
+_ACTION_SPACES: dict[str, Any] = {}
+
+
+def _action_space(env: EnvChoice):
+    if env.name not in _ACTION_SPACES:  # making an ALE env loads the ROM: once
+        sample_env = env.make({})
+        try:
+            _ACTION_SPACES[env.name] = sample_env.action_space
+        finally:
+            sample_env.close()
+    return _ACTION_SPACES[env.name]
 
 
 def policy_observation_space(preset: Preset, env: EnvChoice):

@@ -28,6 +28,7 @@ import math
 from typing import Any
 
 import numpy as np
+from ray import tune
 
 from tune_rl import selection
 from tune_rl.errors import UsageError, unknown
@@ -92,10 +93,18 @@ def plan_confirmation(summary: dict[str, Any], top: int, seeds: int,
         # Every run to its budget, evaluated at its end: the figure compared.
         early_stopping="none", select="eval", target_score=None, checkpoint_every=0,
         storage_path=storage_path, tracking_uri=tracking_uri)
-    plan = plan_sweep(spec, resume=resume)
-    plan.configs = [{**trial["params"], SEED: new_seed}
-                    for trial in ranked[:top] for new_seed in confirmation_seeds(
-                        original["seed"], seeds)]
+    # The space is the K configurations' own values (checked as any space),
+    # not today's search space module, which may have changed since the sweep.
+    chosen = [trial["params"] for trial in ranked[:top]]
+    values: dict[str, list] = {name: [] for name in chosen[0]}
+    for params in chosen:
+        for name, value in params.items():
+            if value not in values[name]:
+                values[name].append(value)
+    space = {name: tune.choice(choices) for name, choices in values.items()}
+    plan = plan_sweep(spec, resume=resume, space=space)
+    plan.configs = [{**params, SEED: new_seed} for params in chosen
+                    for new_seed in confirmation_seeds(original["seed"], seeds)]
     plan.parent_run_id = summary["mlflow"].get("parent_run_id")
     return plan
 
@@ -234,7 +243,8 @@ def finish_confirmation(sweep: dict[str, Any], top: int, seeds: int):
                                 "confirmation": spec.name})
             table["model"] = version and f"models:/{model}/{version}"
         text = format_confirmation(table, seeds, spec.max_env_steps)
-        tracking.log_confirmation(table, text, sweep["mlflow"].get("parent_run_id"))
+        log_confirmation(tracking.client, tracking.parent_run_id,
+                         sweep["mlflow"].get("parent_run_id"), table, text)
         summary["confirmation"] = table
         write_summary(summary, spec.storage, spec.name)
         # Beside the sweep's own summary, where `tune-rl best` looks.
@@ -244,3 +254,25 @@ def finish_confirmation(sweep: dict[str, Any], top: int, seeds: int):
         return summary
 
     return finish
+
+
+def log_confirmation(client, run_id: str, sweep_run_id: str | None, table: dict[str, Any],
+                     text: str) -> None:
+    """The table on the confirmation's run; its winner tagged there and on the
+    sweep's parent run."""
+    import time
+
+    from mlflow.entities import Metric, RunTag
+
+    client.log_text(run_id, text, "confirmation.txt")
+    client.log_dict(run_id, table, "confirmation.json")
+    winner = table.get("winner")
+    if not winner:
+        return
+    tags = [RunTag("confirmed_winner", winner["trial"]),
+            RunTag("confirmed_params", json.dumps(winner["params"], default=str)),
+            RunTag("ranking_held", str(table["winner_held"]).lower())]
+    client.log_batch(run_id, tags=tags, metrics=[
+        Metric("confirmed_mean", float(winner["mean"]), int(time.time() * 1000), 0)])
+    if sweep_run_id:
+        client.log_batch(sweep_run_id, tags=[*tags, RunTag("confirmation_run", run_id)])

@@ -215,7 +215,9 @@ class ScoreCallback(RLlibCallback):
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float: not true/false, not NaN or infinity (YAML's .inf)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and np.isfinite(value))
 
 
 # env_config keys a sweep may set, as read by make_breakout: (test, what is allowed).

@@ -9,7 +9,7 @@ cluster address (what `--dry-run` shows). Nothing here starts Ray: `sweep`,
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,15 @@ from tune_rl.config import REPLAY_PARAMS, TrialSettings, describe_network
 from tune_rl.envs import EnvChoice, get_env
 from tune_rl.errors import UsageError
 from tune_rl.presets import EVALUATION, PRESETS, Preset
-from tune_rl.search import SCHEDULERS, SEARCHERS, SEED
+from tune_rl.search import SCHEDULERS, SEARCHERS, SEED, startup_trials
 from tune_rl.selection import SELECT_RULES, asha_milestones
-from tune_rl.spaces import check_space, load_space, space_summary
+from tune_rl.spaces import (
+    check_space,
+    check_training,
+    load_space,
+    space_source,
+    space_summary,
+)
 from tune_rl.spec import SweepSpec
 from tune_rl.storage import StoredFile, check_reachable, is_uri
 
@@ -37,6 +43,8 @@ class SweepPlan:
     configs: list[dict[str, Any]] | None = None
     # An MLflow run to nest this run's parent under (a confirmation under its sweep's).
     parent_run_id: str | None = None
+    # Searched parameters the sweep file fixes instead (pinned_values).
+    pinned: dict[str, str] = field(default_factory=dict)
 
     def _schedules(self) -> dict[str, Any]:
         """The preset's env-step schedules as this sweep runs them (schedule_scale)."""
@@ -84,8 +92,14 @@ class SweepPlan:
             "network": describe_network(self.preset, self.env, settings=self.settings),
             "env": f"{self.env.name}: {self.env.description}",
             "space": space_summary(self.space),
+            "space_from": ("fixed params" if spec.params else
+                           space_source(self.preset, self.env)),
+            "profile_from": spec.profile_from,
+            "pinned": self.pinned,
             "search": f"{SEARCHERS[spec.search]}, seed {spec.seed}, {spec.trials} trials, "
-                      "each with its own RLlib seed derived from it",
+                      "each with its own RLlib seed derived from it" + (
+                          f"; the first {startup_trials(spec.trials)} at random"
+                          if spec.search == "tpe" else ""),
             "select": f"{spec.select}: {SELECT_RULES[spec.select]}",
             "evaluation": self._evaluation(),
             "budget": f"{spec.max_env_steps} env steps per trial, a result every "
@@ -153,9 +167,14 @@ def resolve_plan(spec: SweepSpec, space: dict[str, Any] | None = None) -> SweepP
         space = dict(spec.params)
         configs = [{**spec.params, SEED: spec.seed}]
     space = load_space(preset, env) if space is None else dict(space)
-    _check_not_searched(spec, space)
+    check_training(preset, settings)
+    pinned = pinned_values(spec, space)
+    space = {name: domain for name, domain in space.items() if name not in pinned}
+    if not space:
+        raise UsageError("training: fixes every searched parameter: nothing is left to "
+                         "search; to run one configuration, use params: (tune-rl best, train)")
     check_space(preset, env, space, settings)
-    return SweepPlan(spec, preset, env, space, settings, configs)
+    return SweepPlan(spec, preset, env, space, settings, configs, pinned=pinned)
 
 
 def evaluation_schedule(spec: SweepSpec) -> dict[str, Any]:
@@ -178,21 +197,17 @@ def evaluation_schedule(spec: SweepSpec) -> dict[str, Any]:
             "eval_at_end": bool(every), "eval_episodes": spec.eval_episodes}
 
 
-def _check_not_searched(spec: SweepSpec, space: dict[str, Any]) -> None:
-    """A fixed `training:` value that the space also searches would be silently
-    replaced by the searched one in every trial."""
-    from tune_rl.spaces import space_module_name
-
+def pinned_values(spec: SweepSpec, space: dict[str, Any]) -> dict[str, str]:
+    """The searched parameters that the sweep file fixes under `training:`, by
+    name, with where: the fixed value wins and the space stops searching them
+    (say, a smaller fixed batch for the tests of a space that searches it)."""
     fixed = {name: (f"training.{name}", value) for name, value in spec.training.items()}
-    buffer = spec.training.get("replay_buffer_config") or {}
+    buffer = spec.training.get("replay_buffer_config")
+    buffer = buffer if isinstance(buffer, dict) else {}  # not a mapping: check_space refuses
     fixed.update({name: (f"training.replay_buffer_config.{key}", buffer[key])
                   for name, key in REPLAY_PARAMS.items() if key in buffer})
-    for name, (where, value) in fixed.items():
-        if name in space:
-            raise UsageError(
-                f"{where}={value!r} in {Path(spec.spec_file).name or 'the spec'} is also "
-                f"searched by {space_module_name(spec.algo).replace('.', '/')}.py "
-                f"({space_summary({name: space[name]})[name]}): set {name} in one place only")
+    return {name: f"{value!r} ({where}), not searched" for name, (where, value) in fixed.items()
+            if name in space}
 
 
 def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None,

@@ -34,6 +34,9 @@ NATURE_CONV_FILTERS = CONV_FILTERS["nature"]
 # Nature network and CleanRL share one); "none" leaves linear heads over the
 # encoder's features (RLlib's default for image observations).
 HEAD_HIDDENS: dict[str, list[int]] = {"none": [], "512": [512]}
+# The MLP over vector observations (CartPole), by name: RLlib's default
+# [256, 256] and the peers' small one (rl-baselines3-zoo's "small", 64x64).
+FCNET_HIDDENS: dict[str, list[int]] = {"64x64": [64, 64], "256x256": [256, 256]}
 # Learning-rate schedules by name: "linear" anneals lr to 0 over the trial's
 # env steps (CleanRL's and openai/baselines' PPO on Atari), as RLlib's
 # [[env_step, lr], ...] schedule.

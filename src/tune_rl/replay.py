@@ -11,11 +11,14 @@ path by finding "EpisodeReplayBuffer" in that string.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ray.rllib.utils.replay_buffers.prioritized_episode_buffer import (
     PrioritizedEpisodeReplayBuffer,
 )
+
+from tune_rl.errors import UsageError, unknown
 
 BUFFER_TYPE = "tune_rl.replay.BetaAnnealingPrioritizedEpisodeReplayBuffer"
 
@@ -46,3 +49,58 @@ class BetaAnnealingPrioritizedEpisodeReplayBuffer(PrioritizedEpisodeReplayBuffer
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.env_steps_added = state.get("env_steps_added", 0)
+
+
+# The episode buffers RLlib's new-stack DQN can use, by the name a sweep's
+# `training.replay_buffer_config.type` gives them, and whether they prioritize.
+BUFFER_TYPES = {
+    "EpisodeReplayBuffer": False,  # uniform
+    "PrioritizedEpisodeReplayBuffer": True,  # RLlib's: beta fixed
+    BUFFER_TYPE: True,  # beta annealed to 1 (this module)
+}
+# The settings each kind reads; RLlib's buffers take **kwargs and would
+# silently ignore any other (a typo, or alpha on a uniform buffer).
+_BUFFER_KEYS = {False: ("type", "capacity"), True: ("type", "capacity", "alpha", "beta")}
+
+
+def merged_buffer_config(preset_buffer: dict[str, Any], override: dict[str, Any]
+                         ) -> dict[str, Any]:
+    """The preset's replay buffer settings with a sweep's overrides merged in.
+
+    RLlib's DQNConfig.training fills what a buffer dict leaves out from its
+    own default, the prioritized buffer (alpha 0.6, beta 0.4): a plain
+    `{capacity: 100000}` would turn plain DQN into PER. Merged here, only
+    what is named changes. The kind of buffer (uniform or prioritized)
+    changes only when `type` names another one: a prioritized setting (alpha,
+    beta) on a uniform preset, without the type, is refused.
+    """
+    merged = {**preset_buffer, **override}
+    kind = merged.get("type")
+    if not isinstance(kind, str) or kind not in BUFFER_TYPES:
+        raise unknown("training.replay_buffer_config.type", kind, BUFFER_TYPES)
+    prioritized = BUFFER_TYPES[kind]
+    for key, value in override.items():
+        if key not in _BUFFER_KEYS[prioritized]:
+            if key in _BUFFER_KEYS[True]:
+                raise UsageError(
+                    f"training.replay_buffer_config.{key} is a prioritized buffer's setting, "
+                    f"and this buffer is uniform ({kind}): to replace it, name the type too "
+                    f"(type: {BUFFER_TYPE} or PrioritizedEpisodeReplayBuffer)")
+            raise unknown(f"training.replay_buffer_config key for {kind}:", key,
+                          _BUFFER_KEYS[prioritized])
+        _check_buffer_value(key, value)
+    if prioritized:
+        merged.setdefault("alpha", 0.6)  # RLlib's defaults, said where they apply
+        merged.setdefault("beta", 0.4)
+    return merged
+
+
+def _check_buffer_value(key: str, value: Any) -> None:
+    number = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value))
+    if key == "capacity" and not (number and value == int(value) and value >= 1):
+        raise UsageError(f"training.replay_buffer_config.capacity={value!r} is not allowed: "
+                         "capacity must be an integer >= 1 (env steps)")
+    if key in ("alpha", "beta") and not (number and 0 <= value <= 1):
+        raise UsageError(f"training.replay_buffer_config.{key}={value!r} is not allowed: "
+                         f"{key} must be a number in [0, 1]")

@@ -93,8 +93,9 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
         searcher = ConcurrencyLimiter(FixedConfigs(plan.configs), max_concurrent=concurrency)
     else:
         # Outermost, so that Tune saves its count of seeds with the sweep.
-        searcher = SeededTrials(ConcurrencyLimiter(make_searcher(spec.search, spec.seed),
-                                                   max_concurrent=concurrency), spec.seed)
+        optuna = make_searcher(spec.search, spec.seed, spec.trials)
+        searcher = SeededTrials(ConcurrencyLimiter(optuna, max_concurrent=concurrency),
+                                spec.seed)
     return tune.Tuner(
         trainable,
         param_space=_param_space(plan),

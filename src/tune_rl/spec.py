@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class SweepSpec:
     tracking_uri: str = field(
         default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
     spec_file: str = ""
+    profile_from: str = ""  # which part of the sweep file gave the profile
 
     def __post_init__(self) -> None:
         self.validate()
@@ -169,7 +171,7 @@ class SweepSpec:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(SweepSpec)}
-_FILE_ONLY = {"profiles"}
+_FILE_ONLY = {"profiles", "envs"}
 
 
 def default_spec_file(algo: str) -> Path:
@@ -198,25 +200,52 @@ def _check_keys(data: dict[str, Any], where: str) -> None:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    """Types the YAML and CLI values by the dataclass field's annotation."""
+    """Types the YAML and CLI values by the dataclass field's annotation.
+
+    Refuses, rather than converts, what only looks like the type: a list or
+    a mapping where a number or a name belongs (int([1, 2]) is a TypeError,
+    str([1, 2]) a folder named "[1, 2]"), true/false as a number, NaN or
+    infinity, a float with a fraction where an integer belongs.
+    """
     kind = FIELDS[name].type
     try:
+        if kind.startswith("dict"):
+            if not isinstance(value, dict):
+                raise ValueError
+            return value
+        if kind == "float | None" and value is None:
+            return None
+        if isinstance(value, (dict, list, tuple, set)) or value is None:
+            raise ValueError
         if kind == "int":
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
             return int(value)
-        if kind == "float":
+        if kind in ("float", "float | None"):
+            if isinstance(value, bool) or not math.isfinite(float(value)):
+                raise ValueError
             return float(value)
         if kind == "bool":
             if isinstance(value, str):
                 return {"true": True, "false": False, "1": True, "0": False}[value.lower()]
+            if value not in (0, 1):  # True, False, 0 or 1, nothing else
+                raise ValueError
             return bool(value)
         if kind == "str":
+            if isinstance(value, bool):
+                raise ValueError
             return str(value)
-        if kind.startswith("dict") and not isinstance(value, dict):
-            raise ValueError
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, TypeError, OverflowError):
         raise UsageError(f"{name} must be of type {kind}, got {value!r}") from None
+    return value
+
+
+def _mapping(value: Any, what: str) -> dict[Any, Any]:
+    """A YAML section that must be a mapping of fields (an empty one may be blank)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageError(f"{what} must be a mapping of fields, got {value!r}")
     return value
 
 
@@ -244,15 +273,23 @@ def load_spec(
         path = PROJECT_ROOT / path
     data = _read_yaml(path)
     _check_keys(data, path.name)
-    profiles = data.pop("profiles", {}) or {}
+    profiles = _mapping(data.pop("profiles", None), f"profiles in {path.name}")
+    per_env = _mapping(data.pop("envs", None), f"envs in {path.name}")
+    env = overrides.get("env") or data.get("env", FIELDS["env"].default)
+    if env in per_env:
+        # The env's own profiles (budget, sampling shape) replace the file's:
+        # a CartPole sweep is sized for CartPole, a Breakout one unchanged.
+        profiles = _mapping(per_env[env], f"envs.{env} in {path.name}")
+        data["profile_from"] = f"{path.name} envs.{env}.{profile}"
     if profile not in PROFILES:
         raise unknown("profile", profile, PROFILES)
     if profile not in profiles:
         raise UsageError(f"sweep file {path.name!r} has no profile {profile!r}; "
-                         f"it has: {', '.join(profiles) or 'none'}")
-    chosen = profiles[profile] or {}
+                         f"it has: {', '.join(map(str, profiles)) or 'none'}")
+    chosen = _mapping(profiles[profile], f"profile {profile!r} in {path.name}")
     _check_keys(chosen, f"{path.name} profile {profile!r}")
-    merged = {**data, **chosen, "profile": profile, "spec_file": str(path)}
+    merged = {"profile_from": f"{path.name} profiles.{profile}", **data, **chosen,
+              "profile": profile, "spec_file": str(path)}
     if algo is not None:
         merged["algo"] = algo
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -262,7 +299,8 @@ def load_spec(
         # unless those were given too.
         for key in ("grace_env_steps", "min_env_steps_per_iteration"):
             if key not in given and key in merged:
-                merged[key] = min(int(merged[key]), int(given["max_env_steps"]))
+                merged[key] = min(_coerce(key, merged[key]),
+                                  _coerce("max_env_steps", given["max_env_steps"]))
     if "algo" not in merged:
         raise UsageError(f"sweep file {path.name!r} names no algo; add `algo:` or pass --algo")
     for key in merged:

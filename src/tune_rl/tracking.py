@@ -198,25 +198,6 @@ class MLflowTracking(Callback):
                              "trials.csv")
         self.client.set_terminated(self.parent_run_id, status)
 
-    def log_confirmation(self, table: dict[str, Any], text: str,
-                         sweep_run_id: str | None) -> None:
-        """A confirmation's table on its own run; its winner tagged there and
-        on the sweep's parent run."""
-        self.client.log_text(self.parent_run_id, text, "confirmation.txt")
-        self.client.log_dict(self.parent_run_id, table, "confirmation.json")
-        winner = table.get("winner")
-        if not winner:
-            return
-        tags = [RunTag("confirmed_winner", winner["trial"]),
-                RunTag("confirmed_params", json.dumps(winner["params"], default=str)),
-                RunTag("ranking_held", str(table["winner_held"]).lower())]
-        now = int(time.time() * 1000)
-        self.client.log_batch(self.parent_run_id, tags=tags, metrics=[
-            Metric("confirmed_mean", float(winner["mean"]), now, 0)])
-        if sweep_run_id:
-            self.client.log_batch(sweep_run_id, tags=[
-                *tags, RunTag("confirmation_run", self.parent_run_id)])
-
     def mark_killed(self) -> None:
         """An interrupted sweep: its open runs are KILLED until resumed."""
         self._terminate_open_runs("KILLED")
