@@ -29,8 +29,8 @@ from tune_rl.presets import (
     HEAD_HIDDENS,
     SCHEDULED,
     Preset,
-    is_prioritized,
 )
+from tune_rl.replay import BUFFER_TYPE, merged_buffer_config
 from tune_rl.search import SEED
 
 # Searched names that are not `.training()` keyword arguments.
@@ -77,7 +77,13 @@ def build_config(
     """The RLlib config of one trial: preset, then spec overrides, then `params`."""
     settings = settings or TrialSettings()
     training = _scaled(copy.deepcopy(preset.training), settings.schedule_scale)
-    training.update(copy.deepcopy(settings.training))
+    overrides = copy.deepcopy(settings.training)
+    if preset.is_dqn and "replay_buffer_config" in overrides:
+        # Merged, not replaced: RLlib would fill what a partial dict leaves
+        # out from its own default, the prioritized buffer (replay.py).
+        overrides["replay_buffer_config"] = merged_buffer_config(
+            training["replay_buffer_config"], overrides["replay_buffer_config"])
+    training.update(overrides)
     model: dict[str, Any] = {}
     lr_schedule = "constant"
     seed = settings.seed
@@ -123,7 +129,7 @@ def build_config(
             # trained to sampled is the preset's.
             training["training_intensity"] *= settings.env_runners / (settings.env_runners + 1)
         buffer = training.get("replay_buffer_config", {})
-        if is_prioritized(buffer):
+        if buffer.get("type") == BUFFER_TYPE:  # RLlib's own buffer takes a fixed beta
             buffer["beta_anneal_env_steps"] = settings.max_env_steps
     # See envs.py: DQN's replay buffers cannot feed RLlib's frame stacking.
     stack_in_connectors = env.atari and not preset.is_dqn

@@ -56,6 +56,14 @@ class SweepPlan:
         return {"schedule_scale": self.settings.schedule_scale, "epsilon": config.epsilon,
                 "learning_starts": config.num_steps_sampled_before_learning_starts}
 
+    def _replay_buffer(self) -> dict[str, Any]:
+        """The buffer settings a trial gets: the preset's, with `training:`'s merged in."""
+        if not self.preset.is_dqn:
+            return {}
+        from tune_rl.config import build_config
+
+        return dict(build_config(self.preset, self.env, {}, self.settings).replay_buffer_config)
+
     def trainable(self):
         """The Tune trainable every trial of this sweep runs."""
         from tune_rl.trainable import make_trainable
@@ -89,6 +97,7 @@ class SweepPlan:
             "preset_sources": self.preset.sources,
             "components": self.preset.components(),
             "schedules": self._schedules(),
+            "replay_buffer": self._replay_buffer(),
             "network": describe_network(self.preset, self.env, settings=self.settings),
             "env": f"{self.env.name}: {self.env.description}",
             "space": space_summary(self.space),
