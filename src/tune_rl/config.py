@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,7 +179,65 @@ def build_config(
                    min_time_s_per_iteration=0)
         .debugging(seed=seed)
     )
+    if preset.is_dqn and settings.rollout_fragment_length == "auto":
+        fragment = exact_fragment_length(config)
+        if fragment is not None:
+            config.env_runners(rollout_fragment_length=fragment)
     return config
+
+
+def stated_update_period(config: AlgorithmConfig) -> float | None:
+    """Env steps per update that the config asks for: its batch over its
+    training_intensity (Dopamine's update_period 4 for the presets), before
+    build_config's scaling for remote env runners; None without one."""
+    intensity = config.training_intensity
+    if not intensity:
+        return None
+    runners = config.num_env_runners
+    if runners > 0:
+        intensity *= (runners + 1) / runners
+    return config.total_train_batch_size / intensity
+
+
+def env_steps_per_update(config: AlgorithmConfig, fragment: int | None = None,
+                         envs: int | None = None) -> float:
+    """Env steps RLlib's DQN really samples per update with this config.
+
+    RLlib (dqn.py, `_training_step_new_api_stack`) alternates sampling and
+    updating by the integer round-robin weights of `calculate_rr_weights`:
+    `store` sampling rounds, each one `sample()` per env runner (the local
+    one without remote runners), fragment x envs env steps each, then
+    `train` updates. The weights are rounded, so the replay ratio is exact
+    only for some shapes: with rollout_fragment_length "auto" (RLlib's is
+    n_step) Rainbow's n_step 3 and one env give an update every 3 env steps,
+    not 4; 5 envs with a fragment of 1 give one every 5. Computed by RLlib's
+    own function, for the config's shape or the one given.
+    """
+    from types import SimpleNamespace
+
+    from ray.rllib.algorithms.dqn.dqn import calculate_rr_weights
+
+    fragment = fragment or config.get_rollout_fragment_length()
+    envs = envs or config.num_envs_per_env_runner
+    shape = SimpleNamespace(
+        training_intensity=config.training_intensity,
+        total_train_batch_size=config.total_train_batch_size,
+        get_rollout_fragment_length=lambda: fragment,
+        num_envs_per_env_runner=envs,
+        num_env_runners=config.num_env_runners,
+    )
+    store, train = calculate_rr_weights(shape)
+    return store * fragment * envs * max(config.num_env_runners, 1) / train
+
+
+def exact_fragment_length(config: AlgorithmConfig, longest: int = 64) -> int | None:
+    """The shortest rollout fragment, at least n_step (RLlib requires it),
+    with which RLlib updates exactly every stated_update_period env steps."""
+    period = stated_update_period(config)
+    if period is None:
+        return None
+    return next((f for f in range(max(1, int(config.n_step)), longest + 1)
+                 if math.isclose(env_steps_per_update(config, fragment=f), period)), None)
 
 
 def _scaled(training: dict[str, Any], scale: float) -> dict[str, Any]:

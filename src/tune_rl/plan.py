@@ -64,6 +64,22 @@ class SweepPlan:
 
         return dict(build_config(self.preset, self.env, {}, self.settings).replay_buffer_config)
 
+    def _updates(self) -> str:
+        """How often a trial trains, as RLlib will really do it (config.env_steps_per_update)."""
+        if not self.preset.is_dqn:
+            return ""
+        from ray.rllib.algorithms.dqn.dqn import calculate_rr_weights
+
+        from tune_rl.config import build_config, env_steps_per_update
+
+        config = build_config(self.preset, self.env, {}, self.settings)
+        store, train = calculate_rr_weights(config)
+        return (f"one update of {config.total_train_batch_size} every "
+                f"{env_steps_per_update(config):g} env steps: RLlib samples {store} round(s) of "
+                f"{config.get_rollout_fragment_length()} steps x "
+                f"{config.num_envs_per_env_runner} envs x {max(config.num_env_runners, 1)} "
+                f"runner(s), then trains {train} time(s)")
+
     def trainable(self):
         """The Tune trainable every trial of this sweep runs."""
         from tune_rl.trainable import make_trainable
@@ -98,6 +114,7 @@ class SweepPlan:
             "components": self.preset.components(),
             "schedules": self._schedules(),
             "replay_buffer": self._replay_buffer(),
+            "updates": self._updates(),
             "network": describe_network(self.preset, self.env, settings=self.settings),
             "env": f"{self.env.name}: {self.env.description}",
             "space": space_summary(self.space),

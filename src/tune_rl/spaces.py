@@ -24,7 +24,15 @@ from typing import Any
 
 from ray.tune.search.sample import Categorical, Domain, Float, Integer
 
-from tune_rl.config import LR_SCHEDULE, MODEL_PARAMS, REPLAY_PARAMS, TrialSettings, build_config
+from tune_rl.config import (
+    LR_SCHEDULE,
+    MODEL_PARAMS,
+    REPLAY_PARAMS,
+    TrialSettings,
+    build_config,
+    env_steps_per_update,
+    stated_update_period,
+)
 from tune_rl.envs import EnvChoice
 from tune_rl.errors import UsageError, unknown
 from tune_rl.presets import CONV_FILTERS, FCNET_HIDDENS, HEAD_HIDDENS, LR_SCHEDULES, Preset
@@ -277,6 +285,8 @@ def check_space(
             raise UsageError(f"RLlib rejects {preset.name} with {_where(params, settings)}: "
                              f"{_one_line(err)}") from None
         _check_relations(config, params, settings)
+        if preset.is_dqn:
+            _check_replay_ratio(config)
         if preset.is_dqn and index < len(corners):
             _build_module(preset, env, config, params, settings)
 
@@ -309,6 +319,37 @@ def _check_relations(config, params: dict[str, Any], settings: TrialSettings) ->
     if getattr(config, "num_atoms", 1) > 1 and not config.v_min < config.v_max:
         raise UsageError(f"v_min ({config.v_min}) must be below v_max ({config.v_max}) "
                          f"with {_where(params, settings)}")
+
+
+def _check_replay_ratio(config) -> None:
+    """RLlib's update period, after its rounding, must be the one the config states."""
+    period = stated_update_period(config)
+    if period is None:
+        return
+    actual = env_steps_per_update(config)
+    if math.isclose(actual, period):
+        return
+    runners, envs = config.num_env_runners, config.num_envs_per_env_runner
+    fragment = config.get_rollout_fragment_length()
+    fragments = [f for f in range(max(1, int(config.n_step)), 65)
+                 if math.isclose(env_steps_per_update(config, fragment=f), period)][:6]
+    env_counts = [e for e in range(1, 65)
+                  if math.isclose(env_steps_per_update(config, envs=e), period)][:6]
+    shapes = []
+    if fragments:
+        shapes.append(f"rollout_fragment_length {', '.join(map(str, fragments))} with "
+                      f"{envs} envs per runner")
+    if env_counts:
+        shapes.append(f"envs_per_env_runner {', '.join(map(str, env_counts))} with "
+                      f"rollout_fragment_length {fragment}")
+    raise UsageError(
+        f"RLlib would train every {actual:g} env steps, not every {period:g} (batches of "
+        f"{config.total_train_batch_size} at training_intensity "
+        f"{config.total_train_batch_size / period:g}): it rounds its sample/train "
+        f"weights to integers (dqn.py calculate_rr_weights) and samples {fragment} steps x "
+        f"{envs} envs x {max(runners, 1)} runner(s) a round. "
+        + (f"Exact: {'; or '.join(shapes)}" if shapes else
+           "No shape is exact: make the batch size over training_intensity a whole number"))
 
 
 def _build_module(preset: Preset, env: EnvChoice, config, params: dict[str, Any],
