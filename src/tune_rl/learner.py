@@ -12,14 +12,26 @@ ones. Measured on Rainbow (2 cores): after 4,000 env steps 1.5 million of
 Adam's 13.5 million state values were subnormal and its step took 46 ms
 instead of 8; the whole update slowed from 80 to 117 ms and kept slowing.
 The learner therefore flushes subnormals to zero. A value below 1.2e-38 in
-the second moment is far under Adam's epsilon (1.5e-4 for Rainbow), so the
-step is the same; GPUs are not affected.
+the second moment (its square root below 1.1e-19) is far under Adam's
+epsilon (Dopamine's 1.5e-4 in the DQN presets, the notebook's 1e-8 for
+Rainbow), so the step is the same; GPUs are not affected.
+
+RLlib's DQNLearner keeps the env step of each module's last target-network
+update (`last_update_ts_by_mid`, dqn_learner.py) outside its state, and
+syncs the target once the lifetime env steps are `target_network_update_freq`
+past it. A learner restored from a checkpoint starts that clock at 0, so its
+first update hard-syncs the target, however recently it was synced before
+the checkpoint. The clock is kept in this learner's state, and so in every
+checkpoint: a restored trial syncs when it would have without the restore.
 """
 
 from __future__ import annotations
 
 import torch
 from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
+
+# In the learner's state: env step of the last target update, by module id.
+TARGET_UPDATE_CLOCK = "tune_rl_last_target_update_env_step"
 
 
 class TuneRLDQNLearner(DQNTorchLearner):
@@ -28,6 +40,16 @@ class TuneRLDQNLearner(DQNTorchLearner):
         optimizer = torch.optim.Adam(params, eps=config.adam_epsilon, fused=True)
         self.register_optimizer(module_id=module_id, optimizer=optimizer, params=params,
                                 lr_or_lr_schedule=config.lr)
+
+    def get_state(self, components=None, *, not_components=None, **kwargs) -> dict:
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        state[TARGET_UPDATE_CLOCK] = dict(self.last_update_ts_by_mid)
+        return state
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        if TARGET_UPDATE_CLOCK in state:
+            self.last_update_ts_by_mid.update(state[TARGET_UPDATE_CLOCK])
 
     def apply_gradients(self, gradients_dict) -> None:
         # Per call, not once: the flag belongs to the calling thread, and
