@@ -2,7 +2,16 @@
 
 A preset is the RLlib algorithm plus the keyword arguments its `.training()`
 call gets. Search spaces override some of these per trial; everything else
-stays exactly as the notebook had it (see DESIGN.md).
+stays exactly as the notebook had it (see DESIGN.md). What the notebook left
+to RLlib's CartPole-sized DQN defaults comes from one named reference per
+preset, Dopamine's gin file for its agent (`_dopamine`), and each such value
+carries its source (Preset.sources, shown by --dry-run).
+
+Evaluation epsilon: tune-rl evaluates fully greedily (epsilon 0, noisy
+layers' noise off; evaluation.py), where Dopamine evaluates with
+epsilon_eval 0.001. Rainbow keeps the notebook's Adam epsilon 1e-8 and
+gradient clipping at 40; the other DQN presets take Dopamine's 1.5e-4
+(c51.gin: 3.125e-4) and clip nothing, as Dopamine does.
 """
 
 from __future__ import annotations
@@ -51,31 +60,63 @@ PER_BUFFER = {
 
 # Where the notebook left a value to RLlib's DQN defaults, those are sized
 # for CartPole (epsilon to 0.05 in 10,000 steps, learning after 1,000 steps,
-# target update every 500, a 50,000-step buffer). These are the Atari values
-# of a named reference instead; steps are env (agent) steps, each 4 frames.
-ATARI_DQN: dict[str, tuple[Any, str]] = {
-    "epsilon": ([[0, 1.0], [250_000, 0.01]],
-                "Dopamine dqn.gin/rainbow.gin: epsilon_decay_period 250000, epsilon_train 0.01"),
-    "num_steps_sampled_before_learning_starts": (
-        20_000, "Dopamine dqn.gin/rainbow.gin: min_replay_history 20000"),
-    "target_network_update_freq": (
-        8_000, "Dopamine dqn.gin/rainbow.gin: target_update_period 8000"),
-    "lr": (6.25e-5, "Dopamine rainbow.gin, Hessel et al. 2018: Adam lr 0.0000625"),
-    "adam_epsilon": (1.5e-4, "Dopamine rainbow.gin, Hessel et al. 2018: Adam epsilon 0.00015"),
-    "gamma": (0.99, "Dopamine dqn.gin/rainbow.gin: gamma 0.99"),
-    "train_batch_size": (32, "Dopamine dqn.gin/rainbow.gin: batch_size 32"),
-    # RLlib's ratio of env steps trained to env steps sampled: one batch of 32
-    # per 4 env steps, whatever the number of envs and env runners (without
-    # it, more envs would silently lower the replay ratio).
-    "training_intensity": (8, "Dopamine dqn.gin/rainbow.gin: update_period 4, batch_size 32"),
-    "hiddens": ([512], "Mnih et al. 2015: one 512-unit hidden layer after the convolutions"),
-    # Dopamine keeps 1,000,000 transitions; with four uint8 frames stored per
-    # transition (28 KB, envs.py) that is 28 GB a trial, and eight trials
-    # share a GPU machine in the full profiles, so the notebook's PER
-    # capacity (1.7 GB) serves every variant alike.
-    "replay_buffer_config": ({"type": "EpisodeReplayBuffer", "capacity": 60000},
-                             "notebook's PER capacity (Dopamine's 1M does not fit in memory yet)"),
-}
+# target update every 500, a 50,000-step buffer, gradients clipped at 40).
+# These are the Atari values of one named reference instead, Dopamine's gin
+# file for the preset's agent (google/dopamine, dopamine/jax/agents/*/configs:
+# c51.gin for DQN_C51, rainbow.gin for Rainbow_DQN, dqn.gin for the others,
+# which Dopamine has no files of); steps are env (agent) steps, each 4 frames.
+#
+# Where tune-rl departs from Dopamine, on purpose:
+# - Evaluation is fully greedy (epsilon 0, noise off: evaluation.py), where
+#   Dopamine evaluates with epsilon_eval 0.001.
+# - The loss stays RLlib's Huber (td_error_loss_fn), Mnih et al. 2015's
+#   clipping of the TD error to [-1, 1]; Dopamine's JAX DQN defaults to MSE
+#   (dqn_agent.py, loss_type). C51 and Rainbow use the distributional loss.
+# - Replay holds 60,000 transitions, not 1,000,000 (below).
+def _dopamine(gin: str) -> dict[str, tuple[Any, str]]:
+    src = f"Dopamine {gin}"
+    values: dict[str, tuple[Any, str]] = {
+        # linearly_decaying_epsilon (dopamine/jax/agents/dqn/dqn_agent.py):
+        # 1.0 until min_replay_history steps, then linearly to epsilon_train
+        # over epsilon_decay_period; RLlib's piecewise-linear schedule says
+        # the same with three points.
+        "epsilon": ([[0, 1.0], [20_000, 1.0], [270_000, 0.01]],
+                    f"{src}: linearly_decaying_epsilon, 1.0 until min_replay_history 20000, "
+                    "then to epsilon_train 0.01 over epsilon_decay_period 250000"),
+        "num_steps_sampled_before_learning_starts": (
+            20_000, f"{src}: min_replay_history 20000"),
+        "target_network_update_freq": (8_000, f"{src}: target_update_period 8000"),
+        "tau": (1.0, f"{src}: the target network is copied whole (_sync_weights)"),
+        "lr": (6.25e-5, f"{src}: create_optimizer.learning_rate 6.25e-5 (Adam)"),
+        "adam_epsilon": (1.5e-4, f"{src}: create_optimizer.eps 1.5e-4"),
+        # Dopamine's optimizer is optax.adam alone (create_optimizer): no
+        # gradient clipping. RLlib's DQNConfig clips at 40 by default.
+        "grad_clip": (None, f"{src}: no gradient clipping (create_optimizer is optax.adam "
+                            "alone)"),
+        "gamma": (0.99, f"{src}: gamma 0.99"),
+        "train_batch_size": (32, f"{src}: ReplayBuffer.batch_size 32"),
+        # RLlib's ratio of env steps trained to env steps sampled: one batch of
+        # 32 per 4 env steps. RLlib rounds it per sampling shape: the plan
+        # resolves or refuses the shapes where it would not be exact
+        # (config.env_steps_per_update).
+        "training_intensity": (8, f"{src}: update_period 4 with batch_size 32"),
+        "td_error_loss_fn": ("huber", "Mnih et al. 2015: the TD error clipped to [-1, 1]"),
+        "hiddens": ([512], "Mnih et al. 2015: one 512-unit hidden layer after the convolutions"),
+        # Dopamine keeps 1,000,000 transitions; with four uint8 frames stored per
+        # transition (28 KB, envs.py) that is 28 GB a trial, and eight trials
+        # share a GPU machine in the full profiles, so the notebook's PER
+        # capacity (1.7 GB) serves every variant alike.
+        "replay_buffer_config": ({"type": "EpisodeReplayBuffer", "capacity": 60000},
+                                 "notebook's PER capacity (Dopamine's 1M does not fit in "
+                                 "memory yet)"),
+    }
+    if gin == "c51.gin":  # "Note these parameters are different from C51's" (rainbow.gin)
+        values["lr"] = (2.5e-4, f"{src}: create_optimizer.learning_rate 0.00025 (Adam)")
+        values["adam_epsilon"] = (3.125e-4, f"{src}: create_optimizer.eps 0.0003125")
+    return values
+
+
+ATARI_DQN = _dopamine("dqn.gin")
 # With noisy nets the noise explores: Hessel et al. 2018 (and RLlib's
 # pong-rainbow example) set epsilon to 0. This overrides the notebook's
 # Rainbow schedule, which would act at random for the first million steps.
@@ -145,10 +186,11 @@ def is_prioritized(buffer_config: dict[str, Any]) -> bool:
     return "Prioritized" in str(buffer_config.get("type"))
 
 
-def _dqn(name: str, **notebook: Any) -> Preset:
-    """A DQN-family preset: plain DQN, the Atari values, then the notebook's."""
-    training = {**_PLAIN_DQN, **{k: v for k, (v, _) in ATARI_DQN.items()}, **notebook}
-    sources = {k: src for k, (_, src) in ATARI_DQN.items() if k not in notebook}
+def _dqn(name: str, gin: str = "dqn.gin", **notebook: Any) -> Preset:
+    """A DQN-family preset: plain DQN, its Dopamine values, then the notebook's."""
+    reference = _dopamine(gin)
+    training = {**_PLAIN_DQN, **{k: v for k, (v, _) in reference.items()}, **notebook}
+    sources = {k: src for k, (_, src) in reference.items() if k not in notebook}
     if training["noisy"]:
         training["epsilon"], sources["epsilon"] = NOISY_EPSILON
     if is_prioritized(training["replay_buffer_config"]):
@@ -167,9 +209,10 @@ PRESETS: dict[str, Preset] = {
         _dqn("Dueling_DQN", dueling=True),
         _dqn("DQN_PER", replay_buffer_config=dict(PER_BUFFER)),
         _dqn("Noisy_DQN", noisy=True),
-        _dqn("DQN_C51", num_atoms=51, v_min=-10.0, v_max=10.0),
+        _dqn("DQN_C51", "c51.gin", num_atoms=51, v_min=-10.0, v_max=10.0),
         _dqn(
             "Rainbow_DQN",
+            "rainbow.gin",
             target_network_update_freq=500,
             replay_buffer_config=dict(PER_BUFFER),
             epsilon=[[0, 1.0], [1000000, 0.1]],
