@@ -112,6 +112,7 @@ def test_randomly_broken_sweep_files_plan_or_are_refused_never_a_traceback(tmp_p
     ("algo: DQN\ngrace_env_steps: [1, 2]", "grace_env_steps must be of type int, got [1, 2]"),
     ("algo: DQN\nevaluation: 3", "evaluation must be of type bool, got 3"),
     ("algo: DQN\nexperiment: [a]", "experiment must be of type str, got ['a']"),
+    ("algo: DQN\nenv: [1, 2]", "env must be of type str, got [1, 2]"),
     ("algo: DQN\ngpus_per_learner: .nan", "gpus_per_learner must be of type float, got nan"),
 ])
 def test_a_bad_value_exits_2_naming_the_field_the_value_and_what_is_allowed(

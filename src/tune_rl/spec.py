@@ -275,7 +275,7 @@ def load_spec(
     _check_keys(data, path.name)
     profiles = _mapping(data.pop("profiles", None), f"profiles in {path.name}")
     per_env = _mapping(data.pop("envs", None), f"envs in {path.name}")
-    env = overrides.get("env") or data.get("env", FIELDS["env"].default)
+    env = _coerce("env", overrides.get("env") or data.get("env", FIELDS["env"].default))
     if env in per_env:
         # The env's own profiles (budget, sampling shape) replace the file's:
         # a CartPole sweep is sized for CartPole, a Breakout one unchanged.
