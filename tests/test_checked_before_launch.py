@@ -113,6 +113,17 @@ def test_randomly_broken_sweep_files_plan_or_are_refused_never_a_traceback(tmp_p
     ("algo: DQN\nevaluation: 3", "evaluation must be of type bool, got 3"),
     ("algo: DQN\nexperiment: [a]", "experiment must be of type str, got ['a']"),
     ("algo: DQN\nenv: [1, 2]", "env must be of type str, got [1, 2]"),
+    # Sizes with bounds: the plan builds the network, and 10**9 atoms would
+    # take all memory before any message.
+    ("algo: DQN_C51\ntraining: {num_atoms: 1000000000}",
+     "num_atoms must be an integer >= 1 and at most 1001"),
+    ("algo: DQN\ntraining: {hiddens: [1000000000]}", "each at most 4096"),
+    ("algo: DQN\nrollout_fragment_length: 100000", "one sampling round (rollout_fragment_length "
+                                                    "100000 x envs_per_env_runner 1 x env_runners "
+                                                    "1) is 100000 env steps, more than "
+                                                    "max_env_steps 20000"),
+    ("algo: PPO\ntraining: {num_aggregator_actors_per_learner: 1000000000}",
+     "unknown training key for PPO"),
     ("algo: DQN\ngpus_per_learner: .nan", "gpus_per_learner must be of type float, got nan"),
 ])
 def test_a_bad_value_exits_2_naming_the_field_the_value_and_what_is_allowed(

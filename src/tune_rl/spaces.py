@@ -72,6 +72,10 @@ def _at_least(n):
     return lambda v: _integer(v) and v >= n
 
 
+def _between(low, high):
+    return lambda v: _integer(v) and low <= v <= high
+
+
 def _unit(v):
     return _number(v) and 0 <= v <= 1
 
@@ -92,8 +96,10 @@ _VALUE_RULES = {
     "grad_clip": (lambda v: v is None or _positive(v), "a number > 0, or null (no clipping)"),
     "adam_epsilon": (_positive, "a number > 0"),
     "sigma0": (_positive, "a number > 0"),
-    "num_atoms": (_at_least(1), "an integer >= 1"),
-    "n_step": (_at_least(1), "an integer >= 1"),
+    # Upper bounds where a value is a size: the network is built at the
+    # space's extremes before launch, and num_atoms 10**9 would take all memory.
+    "num_atoms": (_between(1, 1001), "an integer >= 1 and at most 1001"),
+    "n_step": (_between(1, 100), "an integer >= 1 and at most 100"),
     "v_min": (_number, "a number (below v_max)"),
     "v_max": (_number, "a number (above v_min)"),
     "target_network_update_freq": (_at_least(1), "an integer >= 1"),
@@ -101,8 +107,9 @@ _VALUE_RULES = {
     "train_batch_size": (_at_least(1), "an integer >= 1"),
     "train_batch_size_per_learner": (_at_least(1), "an integer >= 1"),
     "training_intensity": (_positive, "a number > 0"),
-    "hiddens": (lambda v: isinstance(v, list) and all(_at_least(1)(n) for n in v),
-                "a list of integers >= 1 (layer sizes)"),
+    "hiddens": (lambda v: isinstance(v, list) and len(v) <= 8
+                and all(_between(1, 4096)(n) for n in v),
+                "a list of integers >= 1 (up to 8 layer sizes, each at most 4096)"),
     "per_alpha": (_unit, "a number in [0, 1]"),
     "per_beta": (_unit, "a number in [0, 1]"),
     "clip_param": (_positive, "a number > 0"),
@@ -117,11 +124,15 @@ _VALUE_RULES = {
     "num_epochs": (_at_least(1), "an integer >= 1"),
 }
 # `.training()` arguments a sweep may not set: tune-rl sets them itself
-# (learner, connectors, the replay buffer's checkpoints: trainable.py) or
-# they belong to RLlib's old API stack.
+# (learner, connectors, the replay buffer's checkpoints: trainable.py), they
+# belong to RLlib's old API stack, or RLlib 2.60 moved them to `.learners()`
+# and only warns (num_aggregator_actors_per_learner 10**9 then asks Ray for
+# a billion actors' resources).
 NOT_SETTABLE = {"self", "kwargs", "model", "learner_class", "learner_connector",
                 "add_default_connectors_to_learner_pipeline", "before_learn_on_batch",
-                "optimizer", "store_buffer_in_checkpoints"}
+                "optimizer", "store_buffer_in_checkpoints", "learner_config_dict",
+                "num_aggregator_actors_per_learner",
+                "max_requests_in_flight_per_aggregator_actor"}
 
 
 def space_module_name(algo: str) -> str:

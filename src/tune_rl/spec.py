@@ -122,6 +122,15 @@ class SweepSpec:
                     self.rollout_fragment_length) < 1:
                 raise UsageError("rollout_fragment_length must be 'auto' or an integer >= 1, "
                                  f"got {self.rollout_fragment_length!r}")
+        fragment = (1 if self.rollout_fragment_length == "auto"
+                    else int(self.rollout_fragment_length))
+        per_round = fragment * self.envs_per_env_runner * max(self.env_runners, 1)
+        if per_round > self.max_env_steps:
+            raise UsageError(
+                f"one sampling round (rollout_fragment_length {self.rollout_fragment_length} x "
+                f"envs_per_env_runner {self.envs_per_env_runner} x env_runners "
+                f"{max(self.env_runners, 1)}) is {per_round} env steps, more than "
+                f"max_env_steps {self.max_env_steps}: make it smaller")
         if not 0 <= self.seed < SEED_LIMIT:
             raise UsageError(f"seed must be an integer in [0, {SEED_LIMIT - 1}], got {self.seed}")
         get_env(self.env).check_config(self.env_config)
