@@ -101,7 +101,30 @@ class Reference:
         }
 
 
+# rl-baselines3-zoo's PPO on BreakoutNoFrameskip-v4 (one seed): its eight
+# training envs' Monitor files, one row per whole game (score, frames). A game
+# ending after F frames of its env ended at about 2F env steps of the run
+# (8 envs in lockstep, 4 frames per step); each point is the mean score of
+# the last 100 games ended by then, the `score` this run reports.
+SB3_ZOO = "DLR-RM/rl-trained-agents@83f477ed1dcd634b5132ff8dce41e6987cf7e5e8"
+SB3_ZOO_PPO = f"{SB3_ZOO} ppo/BreakoutNoFrameskip-v4_1/{{0..7}}.monitor.csv"
+_SB3_ZOO_SCORES = (
+    (50_000, 2.12), (100_000, 3.22), (150_000, 5.78), (200_000, 8.62), (250_000, 9.35),
+    (300_000, 11.17), (350_000, 12.86), (400_000, 13.31), (450_000, 13.52), (500_000, 14.74),
+    (550_000, 15.81), (600_000, 17.36), (650_000, 20.06), (700_000, 21.01), (750_000, 21.31),
+    (800_000, 20.38), (850_000, 21.7), (900_000, 22.15), (950_000, 23.37), (1_000_000, 25.67),
+    (1_500_000, 44.23), (2_000_000, 58.27), (3_000_000, 113.85), (5_000_000, 243.35),
+    (10_000_000, 392.87))
+
 CLEANRL_PPO_PUBLISHED = (
+    PublishedCurve(
+        "rl-baselines3-zoo PPO (SB3)", SB3_ZOO_PPO,
+        "BreakoutNoFrameskip-v4 with SB3's AtariWrapper (no sticky actions, an episode "
+        "ends at each lost life), whole-game scores; the zoo's config.yml beside them is "
+        "CleanRL's configuration (8 x 128, 4 epochs, batch 256, lr and clip 2.5e-4 and 0.1 "
+        "annealed linearly, entropy 0.01, vf 0.5) except that the clip is annealed too",
+        tuple(PublishedPoint(step, score, None, "mean of the last 100 training games, 1 seed")
+              for step, score in _SB3_ZOO_SCORES)),
     PublishedCurve(
         "CleanRL ppo_atari.py", f"{CLEANRL} docs/rl-algorithms/ppo.md",
         "BreakoutNoFrameskip-v4: no sticky actions, episode ends at each lost life "
@@ -395,7 +418,10 @@ def curve_table(reference: Reference, rows: list[dict[str, Any]], marks: int = 1
               "| curve | env steps | published | this run (score, eval) at that step | "
               "note |", "| --- | ---: | ---: | --- | --- |"]
     for curve in reference.published:
-        for point in curve.points:
+        # The points this run reached, and the published run's last one.
+        shown = [p for p in curve.points if p.env_steps <= last]
+        shown += [p for p in curve.points[-1:] if p not in shown]
+        for point in shown:
             row = _row_at(rows, point.env_steps)
             ours = ("not reached" if point.env_steps > last or row is None else
                     f"{_fmt(row['score'])}, {_fmt(_last_eval(rows, point.env_steps))}")
