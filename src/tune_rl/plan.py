@@ -18,11 +18,12 @@ from tune_rl.config import REPLAY_PARAMS, TrialSettings, describe_network
 from tune_rl.envs import EnvChoice, get_env
 from tune_rl.errors import UsageError
 from tune_rl.presets import EVALUATION, PRESETS, Preset
-from tune_rl.search import SCHEDULERS, SEARCHERS, SEED, startup_trials
+from tune_rl.search import POPULATION, SCHEDULERS, SEARCHERS, SEED, startup_trials
 from tune_rl.selection import SELECT_RULES, asha_milestones
 from tune_rl.spaces import (
     check_space,
     check_training,
+    load_mutable,
     load_space,
     space_source,
     space_summary,
@@ -45,6 +46,8 @@ class SweepPlan:
     parent_run_id: str | None = None
     # Searched parameters the sweep file fixes instead (pinned_values).
     pinned: dict[str, str] = field(default_factory=dict)
+    # PBT and PB2: what they may change while a trial trains, with its range.
+    mutable: dict[str, Any] = field(default_factory=dict)
 
     def _schedules(self) -> dict[str, Any]:
         """The preset's env-step schedules as this sweep runs them (schedule_scale)."""
@@ -80,6 +83,20 @@ class SweepPlan:
                 f"{config.num_envs_per_env_runner} envs x {max(config.num_env_runners, 1)} "
                 f"runner(s), then trains {train} time(s)")
 
+    def _replay_in_checkpoints(self) -> str:
+        """The replay buffer's share of a trial's checkpoints (trainable.py)."""
+        if not self.preset.is_dqn:
+            return ""
+        from tune_rl.trainable import REPLAY_BYTES_PER_TRANSITION
+
+        # It never holds more than the trial samples.
+        held = min(self._replay_buffer()["capacity"], self.spec.max_env_steps)
+        size = held * REPLAY_BYTES_PER_TRANSITION[self.env.name]
+        shown = f"{size / 1e9:.2g} GB" if size >= 1e9 else f"{size / 1e6:.3g} MB"
+        return (f"; the replay buffer only in the latest (up to about {shown} per trial: "
+                f"{held} transitions x {REPLAY_BYTES_PER_TRANSITION[self.env.name]:,} bytes), "
+                "the others keep the weights")
+
     def trainable(self):
         """The Tune trainable every trial of this sweep runs."""
         from tune_rl.trainable import make_trainable
@@ -99,10 +116,23 @@ class SweepPlan:
         if not s.eval_at_end:
             return "none"
         when = [f"every {n} iterations" for n in s.eval_every_iterations]
-        when += [f"at ASHA's rungs {list(s.eval_at_env_steps)} env steps"] * bool(
+        where = "each perturbation point" if self.mutable else "ASHA's rungs"
+        when += [f"at {where} {list(s.eval_at_env_steps)} env steps"] * bool(
             s.eval_at_env_steps)
         return (f"{s.eval_episodes} complete games, greedy, new seeds each time: "
                 + ", ".join([*when, "at the trial's end"]))
+
+    def _scheduler(self) -> str:
+        spec = self.spec
+        if self.mutable:
+            return (f"{SEARCHERS[spec.search]} on env steps: a population of {spec.trials}, "
+                    f"perturbed every {spec.perturbation_env_steps} env steps; it may change "
+                    + ", ".join(f"{n} {d}" for n, d in space_summary(self.mutable).items())
+                    + "; no ASHA (PBT and PB2 replace it)")
+        if spec.early_stopping == "asha":
+            return (f"ASHA on env steps: grace {spec.grace_env_steps}, reduction factor "
+                    f"{spec.reduction_factor}, max {spec.max_env_steps}")
+        return SCHEDULERS["none"]
 
     def describe(self) -> dict[str, Any]:
         spec = self.spec
@@ -130,16 +160,15 @@ class SweepPlan:
             "evaluation": self._evaluation(),
             "budget": f"{spec.max_env_steps} env steps per trial, a result every "
                       f">= {spec.min_env_steps_per_iteration} steps",
-            "scheduler": (f"ASHA on env steps: grace {spec.grace_env_steps}, reduction factor "
-                          f"{spec.reduction_factor}, max {spec.max_env_steps}"
-                          if spec.early_stopping == "asha" else SCHEDULERS["none"]),
+            "scheduler": self._scheduler(),
             "stop": (f"each trial at {spec.max_env_steps} env steps" +
                      (f"; the sweep once a trial's score reaches {spec.target_score:g}"
                       if spec.target_score is not None else "")),
             "concurrency": spec.max_concurrent or "as many trials as the CPUs and GPUs allow",
             "estimated_wall_time": self.estimate_wall_time(),
             "checkpoints": f"every {spec.checkpoint_every} iterations and at the end, "
-                           f"keep {spec.keep_checkpoints} best per trial by {spec.select}",
+                           f"keep {spec.keep_checkpoints} best per trial by {spec.select}"
+                           + self._replay_in_checkpoints(),
             "storage": spec.sweep_location,
             "mlflow": f"{spec.tracking_uri} experiment {spec.experiment!r}",
             "spec_file": spec.spec_file,
@@ -200,7 +229,14 @@ def resolve_plan(spec: SweepSpec, space: dict[str, Any] | None = None) -> SweepP
         raise UsageError("training: fixes every searched parameter: nothing is left to "
                          "search; to run one configuration, use params: (tune-rl best, train)")
     check_space(preset, env, space, settings)
-    return SweepPlan(spec, preset, env, space, settings, configs, pinned=pinned)
+    mutable = {}
+    if spec.search in POPULATION and not configs:
+        mutable = {n: d for n, d in load_mutable(preset, env).items() if n in space}
+        if not mutable:
+            raise UsageError(f"search: {spec.search} has nothing to change: every MUTABLE "
+                             f"parameter of {preset.name} is pinned by training:")
+    return SweepPlan(spec, preset, env, space, settings, configs, pinned=pinned,
+                     mutable=mutable)
 
 
 def evaluation_schedule(spec: SweepSpec) -> dict[str, Any]:
@@ -216,7 +252,10 @@ def evaluation_schedule(spec: SweepSpec) -> dict[str, Any]:
         every.add(EVALUATION["evaluation_interval"])
     if spec.select == "eval":
         every.add(spec.checkpoint_every)
-        if spec.early_stopping == "asha":
+        if spec.search in POPULATION:  # PBT compares at each perturbation point
+            step = spec.perturbation_env_steps
+            milestones = tuple(range(step, spec.max_env_steps + 1, step))
+        elif spec.early_stopping == "asha":
             milestones = tuple(asha_milestones(spec.grace_env_steps, spec.max_env_steps,
                                                spec.reduction_factor))
     return {"eval_every_iterations": tuple(sorted(every)), "eval_at_env_steps": milestones,

@@ -18,7 +18,7 @@ from tune_rl.trainable import DIVERGED, ENV_STEPS, EVAL_SCORE, SCORE
 
 def summarize(plan, results, concurrency: int) -> dict[str, Any]:
     spec = plan.spec
-    metric = selection.metric(spec.select)
+    metric = selection.metric(spec.select, spec.search)
     trials = []
     for result in results:
         metrics = result.metrics or {}
@@ -214,3 +214,31 @@ def optuna_figures(space: dict[str, Any], trials: list[dict[str, Any]]) -> dict[
         first = axes.flat[0] if hasattr(axes, "flat") else axes
         figures[name] = first.figure
     return figures
+
+
+def lineage_csv(pbt_log: str, trials: list[dict[str, Any]]) -> str:
+    """PBT's log of exploits (one JSON list per line: target trial, donor
+    trial, their iterations, old and new config) as a CSV, one row per
+    exploit, with only the values that changed. PBT names trials by their
+    index ("3_lr=..."), the summary by name ("PPO_6f4fa_00003")."""
+    names = {int(t["trial"].rsplit("_", 1)[-1]): t["trial"] for t in trials
+             if t["trial"].rsplit("_", 1)[-1].isdigit()}
+
+    def name(tag: str) -> str:
+        index = tag.split("_", 1)[0]
+        return names.get(int(index), tag) if index.isdigit() else tag
+
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["trial", "copied_from", "trial_iteration", "donor_iteration", "changes"])
+    for line in pbt_log.splitlines():
+        if not line.strip():
+            continue
+        target, donor, target_iter, donor_iter, old, new = json.loads(line)
+        changes = "; ".join(f"{k}: {_fmt(old.get(k))} -> {_fmt(v)}" for k, v in new.items()
+                            if old.get(k) != v)
+        writer.writerow([name(target), name(donor), target_iter, donor_iter, changes])
+    return out.getvalue()

@@ -19,7 +19,15 @@ from tune_rl.cluster import check_storage_is_shared, connect
 from tune_rl.config import policy_observation_space
 from tune_rl.estimate import trials_at_once
 from tune_rl.plan import SweepPlan, resources_per_trial, tracking_state_file
-from tune_rl.search import FixedConfigs, SeededTrials, make_scheduler, make_searcher, make_stopper
+from tune_rl.search import (
+    SEED,
+    FixedConfigs,
+    SeededTrials,
+    make_population,
+    make_scheduler,
+    make_searcher,
+    make_stopper,
+)
 from tune_rl.spaces import space_summary
 from tune_rl.spec import SweepSpec
 from tune_rl.trainable import ENV_STEPS, LAST_EVAL_SCORE, SCORE
@@ -88,9 +96,20 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
     from ray.tune.search import ConcurrencyLimiter
 
     spec = plan.spec
-    metric = selection.metric(spec.select)
+    metric = selection.metric(spec.select, spec.search)
+    scheduler = make_scheduler("none" if plan.configs else spec.early_stopping, ENV_STEPS,
+                               spec.max_env_steps, spec.grace_env_steps, spec.reduction_factor)
     if plan.configs:
         searcher = ConcurrencyLimiter(FixedConfigs(plan.configs), max_concurrent=concurrency)
+    elif plan.mutable:
+        # PBT and PB2 refuse a search algorithm: Tune's own generator draws
+        # the population from the space (seeds included), the scheduler runs it.
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        searcher = BasicVariantGenerator(random_state=spec.seed,
+                                         max_concurrent=concurrency)
+        scheduler = make_population(spec.search, ENV_STEPS, spec.perturbation_env_steps,
+                                    plan.mutable)
     else:
         # Outermost, so that Tune saves its count of seeds with the sweep.
         optuna = make_searcher(spec.search, spec.seed, spec.trials)
@@ -105,9 +124,7 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
             mode="max",
             num_samples=len(plan.configs) if plan.configs else spec.trials,
             search_alg=searcher,
-            scheduler=make_scheduler("none" if plan.configs else spec.early_stopping,
-                                     ENV_STEPS, spec.max_env_steps,
-                                     spec.grace_env_steps, spec.reduction_factor),
+            scheduler=scheduler,
             trial_name_creator=partial(trial_name, plan.preset.name),
             trial_dirname_creator=partial(trial_name, plan.preset.name),
         ),
@@ -117,7 +134,11 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
             storage_filesystem=spec.storage.fs,
             stop=make_stopper(ENV_STEPS, spec.max_env_steps, metric, spec.target_score),
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=spec.keep_checkpoints,
+                # PBT restores a donor from the checkpoint it saved at its last
+                # perturbation, which a small num_to_keep may have deleted since
+                # (seen with 1: "Could not recover from checkpoint as it does
+                # not exist on storage anymore"): a population keeps them all.
+                num_to_keep=None if plan.mutable else spec.keep_checkpoints,
                 checkpoint_score_attribute=metric,
                 checkpoint_score_order="max",
                 checkpoint_frequency=spec.checkpoint_every,
@@ -138,7 +159,13 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
 
 def _param_space(plan: SweepPlan) -> dict[str, Any]:
     # Fixed configs come whole from FixedConfigs; Tune would resolve a space too.
-    return {} if plan.configs else plan.space
+    if plan.configs:
+        return {}
+    if plan.mutable:  # each member of the population its own seed, drawn by Tune
+        from ray import tune
+
+        return {**plan.space, SEED: tune.randint(0, 2**31 - 1)}
+    return plan.space
 
 
 def finish_sweep(plan: SweepPlan, results, tracking, concurrency: int) -> dict[str, Any]:
@@ -162,11 +189,23 @@ def finish_sweep(plan: SweepPlan, results, tracking, concurrency: int) -> dict[s
                                                f"{spec.env}-{spec.algo}",
                                                policy_observation_space(plan.preset, plan.env))
         summary["best"]["model"] = version and f"models:/{spec.env}-{spec.algo}/{version}"
-    if not plan.configs:  # Optuna's plots need a search
+    if plan.mutable:  # a population's values change as it trains: its lineage, not Optuna's
+        log_lineage(tracking, spec, summary["trials"])
+    elif not plan.configs:  # Optuna's plots need a search
         tracking.log_plots(optuna_figures(plan.space, summary["trials"]))
     write_summary(summary, spec.storage, spec.name)
     tracking.end_sweep(summary, "FINISHED" if summary["succeeded"] else "FAILED")
     return summary
+
+
+def log_lineage(tracking, spec: SweepSpec, trials: list[dict[str, Any]]) -> None:
+    """The population's exploits, from PBT's own log (pbt_global.txt), as a
+    table on the sweep's parent run."""
+    from tune_rl.report import lineage_csv
+
+    name = f"{spec.name}/pbt_global.txt"
+    if spec.storage.exists(name):
+        tracking.log_text(lineage_csv(spec.storage.read_text(name), trials), "lineage.csv")
 
 
 def was_interrupted(spec: SweepSpec) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tune_rl.trainable import EVAL_SCORE, SCORE
+from tune_rl.trainable import EVAL_SCORE, LAST_EVAL_SCORE, SCORE
 
 SELECT_RULES = {
     "eval": "evaluation score: greedy play of complete games on new seeds",
@@ -33,8 +33,16 @@ METRICS = {"eval": EVAL_SCORE, "train": SCORE}
 NEVER_BEST = ("FAILED", "DIVERGED")
 
 
-def metric(select: str) -> str:
-    """The result key `select` compares: `eval_score` or `score`."""
+def metric(select: str, search: str = "tpe") -> str:
+    """The result key `select` compares: `eval_score` or `score`.
+
+    For PBT and PB2, `last_eval_score`: they compare the population whenever
+    a trial reaches a perturbation point, against the others' latest results,
+    so each trial's latest evaluation stands until its next (trials evaluate
+    at every perturbation point, plan.evaluation_schedule).
+    """
+    if select == "eval" and search in ("pbt", "pb2"):
+        return LAST_EVAL_SCORE
     return METRICS[select]
 
 

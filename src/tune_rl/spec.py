@@ -58,6 +58,9 @@ class SweepSpec:
     reduction_factor: int = 2  # ASHA keeps the best 1/reduction_factor at each rung
     search: str = "tpe"  # what proposes trials: search.SEARCHERS
     early_stopping: str = "asha"  # what stops them early: search.SCHEDULERS
+    # PBT and PB2 (search: pbt|pb2): env steps between perturbations; 0: a
+    # tenth of max_env_steps.
+    perturbation_env_steps: int = 0
     # Stops the whole sweep once a trial's score reaches it (a proxy task
     # such as CartPole, "solved" at 450); none: every trial runs.
     target_score: float | None = None
@@ -162,6 +165,12 @@ class SweepSpec:
             raise UsageError(f"name {self.name!r} is not a plain sweep name: use up to 100 "
                              "letters, digits, '.', '_' and '-', starting with a letter or "
                              "digit, without '..'")
+        if self.perturbation_env_steps < 0:
+            raise UsageError(f"perturbation_env_steps must be >= 0, got "
+                             f"{self.perturbation_env_steps}")
+        if not self.perturbation_env_steps:
+            self.perturbation_env_steps = max(self.min_env_steps_per_iteration,
+                                              self.max_env_steps // 10)
         if not self.checkpoint_every:
             iterations = self.max_env_steps // self.min_env_steps_per_iteration
             self.checkpoint_every = max(1, iterations // 10)

@@ -35,9 +35,11 @@ from ray.tune import Callback
 from tune_rl.redaction import redact, redacted_copy, secret_values
 from tune_rl.storage import StoredFile
 from tune_rl.trainable import (
+    COPIED_FROM,
     DIVERGED,
     ENV_STEPS,
     EVAL_SCORE,
+    LEARNER_VALUES,
     REPLAY_BUFFER_FILE,
     SCORE,
     lookup,
@@ -73,6 +75,9 @@ def trial_metrics(result: dict[str, Any]) -> dict[str, float]:
     evaluation = result.get("evaluation") or {}
     if isinstance(evaluation.get("scores"), list):  # tune-rl's own (trainable.py)
         out.update({name: float(evaluation[key]) for key, name in EVALUATION_METRICS.items()})
+    # The lr and loss settings the learner held: what PBT's changes became.
+    for name, value in (result.get(LEARNER_VALUES) or {}).items():
+        out[f"learner.{name}"] = float(value)
     learner = result.get("learners", {}).get("default_policy", {})
     for loss in LOSSES:
         value = learner.get(loss)
@@ -216,6 +221,10 @@ class MLflowTracking(Callback):
             self.client.set_terminated(run_id, status)
         return True
 
+    def log_text(self, text: str, path: str) -> None:
+        """A file of the sweep's own (a table), on its parent run."""
+        self.client.log_text(self.parent_run_id, self._redact(text), path)
+
     def log_plots(self, figures: dict[str, Any]) -> None:
         for name, figure in figures.items():
             self.client.log_figure(self.parent_run_id, figure, f"plots/{name}.png")
@@ -276,7 +285,8 @@ class MLflowTracking(Callback):
             return  # repeated after a restore: MLflow holds the first run of it
         self.last_step[trial.trial_id] = step
         now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[
+        tags = [RunTag("copied_from", result[COPIED_FROM])] if result.get(COPIED_FROM) else []
+        self.client.log_batch(run_id, tags=tags, metrics=[
             Metric(k, v, now, step) for k, v in trial_metrics(result).items()])
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:

@@ -29,6 +29,8 @@ SCORE = "score"  # the real game score, mean over the last SCORE_WINDOW finished
 SCORE_WINDOW = 100
 GAMES_ENDED = "games_ended"  # in result["env_runners"]: games that ended this iteration
 EVAL_SCORE = "eval_score"  # this iteration's evaluation (evaluation.py), else NaN
+LEARNER_VALUES = "learner_values"  # lr and loss settings as the learner held them
+COPIED_FROM = "copied_from"  # after a PBT exploit: the donor trial and its env steps
 LAST_EVAL_SCORE = "last_eval_score"  # the latest evaluation, for the progress table only
 # In every checkpoint: the scores it was saved with, the trial's seed and params.
 CHECKPOINT_RECORD_FILE = "tune_rl_checkpoint.json"
@@ -43,12 +45,87 @@ RECENT_SCORES_FILE = "tune_rl_recent_scores.json"
 # RLlib's new stack checkpoints no replay buffer (only the old stack's
 # `store_buffer_in_checkpoints` does): a restored DQN trial would start empty
 # and, since learning starts are judged on lifetime env steps, train at once
-# on the few transitions sampled since. So the DQN family's checkpoints hold
-# the buffer: about 28.5 KB per stored transition on Breakout (one 84x84x4
-# uint8 observation; episodes store each once), so a full 60,000-transition
-# buffer adds about 1.7 GB to every checkpoint (PER: 5 MB more, its priority
-# trees). Measured with pickle's size of get_state(). Not uploaded to MLflow.
+# on the few transitions sampled since. So the DQN family's latest checkpoint
+# holds the buffer: about 28.7 KB per stored transition on Breakout (one
+# 84x84x4 uint8 observation; episodes store each once), so a full
+# 60,000-transition buffer is about 1.7 GB (PER: 5 MB more, its priority
+# trees); CartPole about 160 bytes. Measured with pickle's size of get_state()
+# after 2,048 random env steps. Not uploaded to MLflow. Only a restore needs
+# it, and Tune restores a trial (retry, --resume) from its latest checkpoint:
+# each save removes it from the trial's older checkpoints, which keep the
+# weights (a best checkpoint is for evaluation, `best` and `confirm`).
 REPLAY_BUFFER_FILE = "tune_rl_replay_buffer.pkl"
+REPLAY_BYTES_PER_TRANSITION = {"breakout": 28_700, "cartpole": 160}
+
+
+def drop_older_replay_buffers(latest) -> list[str]:
+    """Removes the replay buffer from the checkpoints beside `latest` (a
+    persisted ray.tune.Checkpoint), on its own filesystem (local or cloud);
+    returns the files removed."""
+    import pyarrow.fs
+
+    fs, latest_path = latest.filesystem, latest.path.rstrip("/")
+    trial_dir = os.path.dirname(latest_path)
+    removed = []
+    for info in fs.get_file_info(pyarrow.fs.FileSelector(trial_dir)):
+        if (info.type != pyarrow.fs.FileType.Directory or info.path.rstrip("/") == latest_path
+                or not os.path.basename(info.path).startswith("checkpoint_")):
+            continue
+        buffer = f"{info.path.rstrip('/')}/{REPLAY_BUFFER_FILE}"
+        try:
+            if fs.get_file_info(buffer).type == pyarrow.fs.FileType.File:
+                fs.delete_file(buffer)
+                removed.append(buffer)
+        except OSError:  # Tune deleted that checkpoint meanwhile (keep_checkpoints)
+            continue
+    return removed
+
+
+def _local_learner_call(algo, fn) -> Any:
+    """`fn(learner)` on the algorithm's local learner; None with remote learners."""
+    group = algo.learner_group
+    if not group.is_local:
+        return None
+    (value,) = [r.get() for r in group.foreach_learner(fn)]
+    return value
+
+
+def learner_values(algo) -> dict[str, float] | None:
+    """The learning rate the learner's optimizer holds and the loss settings
+    its config holds: what the next update really uses."""
+    def read(learner) -> dict[str, float]:
+        values = {"lr": float(learner.get_optimizer().param_groups[0]["lr"])}
+        for name in ("entropy_coeff", "clip_param", "gamma", "vf_loss_coeff"):
+            value = getattr(learner.config, name, None)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values[name] = float(value)
+        return values
+
+    return _local_learner_call(algo, read)
+
+
+def apply_config_lr(algo, env_steps: int) -> None:
+    """Sets the optimizers' learning rate to the config's after a restore.
+
+    RLlib 2.60 restores the optimizer's state dict with its param_groups, so
+    a trial restored from a checkpoint (PBT's exploit, resuming) first trains
+    with the lr saved there, not its config's, until RLlib's scheduler sets it
+    after the first update (Learner.after_gradient_based_update). Measured:
+    PPO on CartPole with lr 5e-4 in its config, restored from a checkpoint
+    of lr 1e-3, held 1e-3 until one iteration had trained with it; the loss
+    settings (entropy_coeff) were the config's. This is ray#62173's trap on
+    the new stack. RLlib's own scheduler gives the value at `env_steps`.
+    """
+    def apply(learner) -> None:
+        for optimizer, schedule in learner._optimizer_lr_schedules.items():
+            lr = schedule.update(timestep=env_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+    if algo.learner_group.is_local:
+        _local_learner_call(algo, apply)
+    else:
+        algo.learner_group.foreach_learner(apply)
 
 
 def lookup(result: dict, path: tuple[str, ...]) -> Any:
@@ -117,6 +194,7 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
             self._env_steps = 0  # lifetime env steps at the last result
             self._last_eval: dict[str, Any] = {}
             self._last_result: dict[str, Any] = {}
+            self._copied_from: str | None = None  # "trial@env_steps" after a PBT exploit
             super().__init__(config=build_config(preset, env, searched, settings), **kwargs)
             self._trial_info = trial_info  # so results carry the real trial id
             # Which node runs this trial, for sweeps on a cluster.
@@ -129,7 +207,13 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
             return super().default_resource_request(config)
 
         def step(self) -> dict:
+            in_use = learner_values(self)  # what this iteration's updates start with
             result = super().step()
+            if in_use:
+                result[LEARNER_VALUES] = in_use
+            if self._copied_from:
+                result[COPIED_FROM] = self._copied_from
+                self._copied_from = None
             runners = result.get("env_runners", {})
             finished = games_ended(runners.get(SCORE_KEY))
             self._recent_scores.extend(finished)
@@ -190,12 +274,20 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
             # what `best`, `confirm` and the registry read back.
             with open(os.path.join(checkpoint_dir, CHECKPOINT_RECORD_FILE), "w") as f:
                 json.dump({**self._last_result, "seed": self._seed,
+                           "trial_id": self._trial_info and self._trial_info.trial_id,
                            "params": {k: v for k, v in self._searched.items() if k != SEED},
                            "last_evaluation": self._last_eval}, f, default=str)
             if preset.is_dqn:
                 with open(os.path.join(checkpoint_dir, REPLAY_BUFFER_FILE), "wb") as f:
                     pickle.dump(self.local_replay_buffer.get_state(), f,
                                 protocol=pickle.HIGHEST_PROTOCOL)
+
+        def save(self, checkpoint_dir: str | None = None):
+            result = super().save(checkpoint_dir)
+            # Persisted (by Tune's storage) only when run by Tune.
+            if preset.is_dqn and self._storage is not None and result.checkpoint is not None:
+                drop_older_replay_buffers(result.checkpoint)
+            return result
 
         def load_checkpoint(self, checkpoint_dir: str) -> None:
             super().load_checkpoint(checkpoint_dir)
@@ -205,6 +297,11 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
                     record = json.load(f)
                 self._env_steps = int(record.get(ENV_STEPS, 0))
                 self._last_eval = record.get("last_evaluation") or {}
+                donor = record.get("trial_id")
+                if donor and self._trial_info and donor != self._trial_info.trial_id:
+                    # PBT's exploit: another trial's weights, this trial's new values.
+                    self._copied_from = f"{donor}@{self._env_steps}"
+            apply_config_lr(self, self._env_steps)
             path = os.path.join(checkpoint_dir, RECENT_SCORES_FILE)
             if os.path.exists(path):
                 with open(path) as f:
