@@ -67,6 +67,9 @@ class TrialSettings:
     # Fixed `.training()` overrides from the spec (e.g. a smaller PPO batch
     # for quick runs); searched values still win over these.
     training: dict[str, Any] = field(default_factory=dict)
+    # The DQN family's replay buffer in every checkpoint, not only the latest
+    # (trainable.py): for PBT and PB2, which restore from other trials'.
+    replay_in_every_checkpoint: bool = False
 
 
 def build_config(

@@ -93,9 +93,12 @@ class SweepPlan:
         held = min(self._replay_buffer()["capacity"], self.spec.max_env_steps)
         size = held * REPLAY_BYTES_PER_TRANSITION[self.env.name]
         shown = f"{size / 1e9:.2g} GB" if size >= 1e9 else f"{size / 1e6:.3g} MB"
+        each = f"{held} transitions x {REPLAY_BYTES_PER_TRANSITION[self.env.name]:,} bytes"
+        if self.settings.replay_in_every_checkpoint:
+            return (f"; the replay buffer in every checkpoint ({self.spec.search} may restore "
+                    f"any of them: up to about {shown} each, {each})")
         return (f"; the replay buffer only in the latest (up to about {shown} per trial: "
-                f"{held} transitions x {REPLAY_BYTES_PER_TRANSITION[self.env.name]:,} bytes), "
-                "the others keep the weights")
+                f"{each}), the others keep the weights")
 
     def trainable(self):
         """The Tune trainable every trial of this sweep runs."""
@@ -216,6 +219,9 @@ def resolve_plan(spec: SweepSpec, space: dict[str, Any] | None = None) -> SweepP
         **evaluation_schedule(spec),
         env_config=dict(spec.env_config),
         training=dict(spec.training),
+        # PBT and PB2 restore a member from another's checkpoint, which need
+        # not be that one's latest by then.
+        replay_in_every_checkpoint=spec.search in POPULATION,
     )
     configs = None
     if spec.params:  # one configuration, chosen already (`tune-rl best` writes it)

@@ -285,7 +285,8 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
         def save(self, checkpoint_dir: str | None = None):
             result = super().save(checkpoint_dir)
             # Persisted (by Tune's storage) only when run by Tune.
-            if preset.is_dqn and self._storage is not None and result.checkpoint is not None:
+            if (preset.is_dqn and not settings.replay_in_every_checkpoint
+                    and self._storage is not None and result.checkpoint is not None):
                 drop_older_replay_buffers(result.checkpoint)
             return result
 
