@@ -72,3 +72,17 @@ def test_checkpoints_follow_the_budget_unless_given():
                      ).checkpoint_every == 5
     assert load_spec("PPO", max_env_steps=3000).checkpoint_every == 1
     assert load_spec("PPO", checkpoint_every=7).checkpoint_every == 7
+
+
+def test_ashas_first_cut_waits_for_the_env_to_show_progress(tmp_path):
+    # Unset, grace is the env's progress steps or a tenth of the budget, at
+    # most the budget: no cut before a working configuration can show it.
+    (tmp_path / "s.yaml").write_text("algo: PPO\nprofiles:\n  quick: {trials: 2}\n")
+    grace = {(env, steps): load_spec(spec_file=tmp_path / "s.yaml", env=env,
+                                     max_env_steps=steps).grace_env_steps
+             for env in ("breakout", "cartpole") for steps in (50_000, 5_000_000)}
+    assert grace == {("breakout", 50_000): 50_000, ("breakout", 5_000_000): 500_000,
+                     ("cartpole", 50_000): 10_000, ("cartpole", 5_000_000): 500_000}
+    given = load_spec(spec_file=tmp_path / "s.yaml", max_env_steps=50_000,
+                      grace_env_steps=2_000)
+    assert given.grace_env_steps == 2_000

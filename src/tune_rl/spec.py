@@ -54,7 +54,9 @@ class SweepSpec:
     trials: int = 4
     max_env_steps: int = 20000  # per trial: the stop criterion and ASHA's max_t
     min_env_steps_per_iteration: int = 1000  # one reported result per this many steps
-    grace_env_steps: int = 5000  # ASHA stops nothing before this many steps
+    # ASHA stops nothing before this many steps; 0: the env's progress steps
+    # (envs.py) or a tenth of the budget, whichever is larger, at most the budget.
+    grace_env_steps: int = 0
     reduction_factor: int = 2  # ASHA keeps the best 1/reduction_factor at each rung
     search: str = "tpe"  # what proposes trials: search.SEARCHERS
     early_stopping: str = "asha"  # what stops them early: search.SCHEDULERS
@@ -111,6 +113,9 @@ class SweepSpec:
             raise unknown("profile", self.profile, PROFILES)
         if self.select not in SELECT_RULES:
             raise unknown("select", self.select, SELECT_RULES)
+        if self.grace_env_steps == 0 and isinstance(self.max_env_steps, int):
+            self.grace_env_steps = min(self.max_env_steps, max(
+                get_env(self.env).progress_env_steps, self.max_env_steps // 10))
         for name in ("trials", "max_env_steps", "min_env_steps_per_iteration",
                      "grace_env_steps", "keep_checkpoints", "eval_episodes",
                      "torch_threads", "envs_per_env_runner", "cpus_per_env_runner"):
