@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
@@ -60,3 +61,38 @@ def test_restored_mid_interval_the_target_syncs_when_it_would_have(tmp_path):
     # ... but at 2,000, as the learner that was never restored does.
     assert step(restored, 2000)
     assert step(learner, 2000)
+
+
+def target_weights(trial) -> list[torch.Tensor]:
+    module = trial.learner_group._learner.module["default_policy"]
+    return [p.detach().clone() for _, target in module.get_target_network_pairs()
+            for p in target.parameters()]
+
+
+@pytest.mark.slow
+def test_a_restored_breakout_trial_keeps_its_target_until_its_next_sync(local_ray, tmp_path):
+    """A trial as Tune runs it (make_trainable), checkpointed and restored
+    between two target syncs: learning from 100 env steps, a sync at the
+    first update at least 150 env steps past the last (the first near 152)."""
+    from tune_rl.trainable import make_trainable
+
+    settings = TrialSettings(rollout_fragment_length=4, min_env_steps_per_iteration=100,
+                             max_env_steps=1000,
+                             training={"num_steps_sampled_before_learning_starts": 100,
+                                       "target_network_update_freq": 150})
+    trial_class = make_trainable(PRESETS["DQN"], ENVS["breakout"], settings, torch_threads=1)
+    trial = trial_class(config={})
+    for _ in range(2):  # 200 env steps: synced once, at 152
+        trial.train()
+    synced_at = trial.learner_group._learner.last_update_ts_by_mid["default_policy"]
+    assert 150 <= synced_at < 200
+    saved = trial.save(str(tmp_path / "checkpoint"))
+    target = target_weights(trial)
+    trial.stop()
+
+    restored = trial_class(config={})
+    restored.restore(saved)
+    assert restored.learner_group._learner.last_update_ts_by_mid["default_policy"] == synced_at
+    restored.train()  # to 300 env steps: the next sync is due at synced_at + 150 > 300
+    assert all(torch.equal(a, b) for a, b in zip(target_weights(restored), target, strict=True))
+    restored.stop()
