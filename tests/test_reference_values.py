@@ -12,6 +12,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from ray.rllib.algorithms.dqn.dqn import calculate_rr_weights
 
 from dopamine_reference import GIN, linearly_decaying_epsilon
@@ -52,12 +53,31 @@ def test_optimizer_learning_rate_and_adam_epsilon(built):
         assert group["eps"] == NOTEBOOK[name][1]["adam_epsilon"]
 
 
+def norm_after_postprocessing(learner, norm: float) -> float:
+    """Gradients of global norm `norm` through the learner's own
+    postprocessing (clipping), and the global norm of what comes out."""
+    module_id = "default_policy"
+    params = learner.get_optimizer().param_groups[0]["params"]  # the online network's
+    scale = norm / sum(p.numel() for p in params) ** 0.5
+    grads = {learner.get_param_ref(p): torch.full_like(p, scale) for p in params}
+    out = learner.postprocess_gradients_for_module(
+        module_id=module_id, config=learner.config.get_config_for_module(module_id),
+        module_gradients_dict=grads)
+    assert len(out) == len(grads)  # none dropped
+    return float(torch.sqrt(sum((g.double() ** 2).sum() for g in out.values())))
+
+
 def test_gradients_are_clipped_only_where_the_notebook_said(built):
-    name, config, _ = built
+    """Unchanged at a norm of 50, as Dopamine leaves them, where RLlib's
+    default would clip at 40; clipped at the notebook's 40 for Rainbow."""
+    name, config, learner = built
     if unset(name, "grad_clip"):
         assert not GIN[name]["clips_gradients"] and config.grad_clip is None
+        assert norm_after_postprocessing(learner, 50.0) == pytest.approx(50.0, rel=1e-3)
     else:
-        assert config.grad_clip == NOTEBOOK[name][1]["grad_clip"]
+        assert config.grad_clip == NOTEBOOK[name][1]["grad_clip"] == 40
+        assert norm_after_postprocessing(learner, 50.0) == pytest.approx(40.0, rel=1e-3)
+        assert norm_after_postprocessing(learner, 30.0) == pytest.approx(30.0, rel=1e-3)
 
 
 def test_one_update_of_a_batch_per_update_period_env_steps(built):

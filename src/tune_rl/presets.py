@@ -91,6 +91,12 @@ def _dopamine(gin: str) -> dict[str, tuple[Any, str]]:
         "adam_epsilon": (1.5e-4, f"{src}: create_optimizer.eps 1.5e-4"),
         # Dopamine's optimizer is optax.adam alone (create_optimizer): no
         # gradient clipping. RLlib's DQNConfig clips at 40 by default.
+        # Unclipped, RLlib reports no gradient norm (the trainable's
+        # divergence watch then has losses and weights): it computes it only
+        # to clip, or with `log_gradients`, which in Ray 2.60 must stay off:
+        # with grad_clip None it drops every gradient (Learner.
+        # postprocess_gradients' log-only branch never adds them to the dict
+        # it returns; measured: an empty dict, so nothing would learn).
         "grad_clip": (None, f"{src}: no gradient clipping (create_optimizer is optax.adam "
                             "alone)"),
         "gamma": (0.99, f"{src}: gamma 0.99"),
