@@ -70,14 +70,18 @@ def target_weights(trial) -> list[torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_a_restored_breakout_trial_keeps_its_target_until_its_next_sync(local_ray, tmp_path):
+def test_a_restored_breakout_trial_keeps_its_target_and_score_window(local_ray, tmp_path):
     """A trial as Tune runs it (make_trainable), checkpointed and restored
     between two target syncs: learning from 100 env steps, a sync at the
-    first update at least 150 env steps past the last (the first near 152)."""
+    first update at least 150 env steps past the last (the first near 152).
+    The window of the last 100 games, behind the `score` ASHA and Optuna
+    compare, comes back too."""
     from tune_rl.trainable import make_trainable
 
     settings = TrialSettings(rollout_fragment_length=4, min_env_steps_per_iteration=100,
                              max_env_steps=1000,
+                             # Games of 50 agent steps: some end in each iteration.
+                             env_config={"max_frames_per_episode": 200},
                              training={"num_steps_sampled_before_learning_starts": 100,
                                        "target_network_update_freq": 150})
     trial_class = make_trainable(PRESETS["DQN"], ENVS["breakout"], settings, torch_threads=1)
@@ -88,10 +92,13 @@ def test_a_restored_breakout_trial_keeps_its_target_until_its_next_sync(local_ra
     assert 150 <= synced_at < 200
     saved = trial.save(str(tmp_path / "checkpoint"))
     target = target_weights(trial)
+    scores = list(trial._recent_scores)  # the last 100 games' window behind `score`
+    assert scores
     trial.stop()
 
     restored = trial_class(config={})
     restored.restore(saved)
+    assert list(restored._recent_scores) == scores
     assert restored.learner_group._learner.last_update_ts_by_mid["default_policy"] == synced_at
     restored.train()  # to 300 env steps: the next sync is due at synced_at + 150 > 300
     assert all(torch.equal(a, b) for a, b in zip(target_weights(restored), target, strict=True))
