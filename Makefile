@@ -41,7 +41,7 @@ SWEEP_FLAGS = --profile $(PROFILE) \
 	$(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI)) \
 	$(if $(ADDRESS),--address $(ADDRESS)) $(ARGS)
 
-.PHONY: install chromium sweep submit reference dry-run list confirm best train test lint bench bench-quick bench-gpu bench-profiles mlflow-ui clean
+.PHONY: install chromium sweep submit reference dry-run list confirm best train test lint bench bench-quick bench-gpu bench-profiles bench-search mlflow-ui clean
 
 install: $(STAMP)
 
@@ -130,6 +130,14 @@ bench-quick: install
 # measured, so a run cut short keeps what it had.
 bench-gpu: install
 	$(BIN)/python benchmarks/gpu.py
+
+# What each search method finds on CartPole PPO for one budget, beside a
+# stock Ray Tune script -> benchmarks/results/search.json and .md. full: 3
+# seeds x 5 methods x 16 trials x 50,000 env steps (hours on 2 cores);
+# SIZE=quick: 1 seed x 8 trials x 20,000.
+SIZE ?= full
+bench-search: install
+	$(BIN)/python benchmarks/search.py --size $(SIZE)
 
 # Each quick profile timed end to end, as `make sweep` runs it (2.4 to 10.6
 # minutes each on 2 cores, about 70 for all ten) -> benchmarks/results/profiles.json

@@ -78,6 +78,37 @@ def test_search_steps_count_every_trial_up_to_the_first_to_reach_the_target():
     assert steps_until([a], 450) == float("inf")
 
 
+@pytest.mark.slow
+def test_search_bench_writes_a_row_per_sweep(tmp_path):
+    """`make bench-search`'s plumbing at a tiny size, on tune-rl's random
+    search (the stock script's RLlib evaluation of 5 whole games every
+    iteration takes minutes even at this size: `make bench-search` runs it)."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "benchmarks/search.py", "--size", "tiny",
+                           "--methods", "random", "--out", str(tmp_path)],
+                          cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "search-tiny.json").read_text())
+    (row,) = report["rows"]
+    assert row["method"] == "random" and row["trials"] == 2 and row["ran_whole_budget"] == 2
+    assert row["best_eval"] is not None and row["wall_s"] > 0
+    assert "| random | 0 | " in (tmp_path / "search-tiny.md").read_text()
+
+
+def test_search_bench_counts_steps_to_the_first_evaluation_at_475():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from search import figures
+
+    a = [{"t": 1, "steps": 1000, "eval": None}, {"t": 3, "steps": 2000, "eval": 480.0}]
+    b = [{"t": 2, "steps": 1000, "eval": 200.0}, {"t": 4, "steps": 2000, "eval": 500.0}]
+    c = [{"t": 2, "steps": 1000, "eval": 10.0}]  # stopped early
+    found = figures([a, b, c], steps=2000)
+    # a reaches 475 at t=3, when b and c had reported 1,000 steps each.
+    assert found["env_steps_to_475"] == 4000
+    assert found["at_475"] == 2 and found["ran_whole_budget"] == 2
+    assert found["best_eval"] == 500.0
+
+
 GPU_FIGURES = {
     "rainbow_update_plain_pytorch_ms", "rainbow_update_rllib_ms",
     "rainbow_learning_env_steps_per_s", "rainbow_full_profile_alone_env_steps_per_s",
