@@ -170,7 +170,8 @@ class SweepPlan:
             "concurrency": spec.max_concurrent or "as many trials as the CPUs and GPUs allow",
             "estimated_wall_time": self.estimate_wall_time(),
             "checkpoints": f"every {spec.checkpoint_every} iterations and at the end, "
-                           f"keep {spec.keep_checkpoints} best per trial by {spec.select}"
+                           + ("keep all (PBT restores donors from them)" if self.mutable else
+                              f"keep {spec.keep_checkpoints} best per trial by {spec.select}")
                            + self._replay_in_checkpoints(),
             "storage": spec.sweep_location,
             "mlflow": f"{spec.tracking_uri} experiment {spec.experiment!r}",
