@@ -456,8 +456,8 @@ def curve_figure(reference: Reference, rows: list[dict[str, Any]]):
             ax.errorbar([p.env_steps for p in shown], [p.score for p in shown],
                         yerr=[p.spread or 0 for p in shown], fmt=next(markers) + "-",
                         label=f"published: {curve.label}")
-    beyond = [f"{c.label}: {p.score:g} at {p.env_steps:,}" for c in reference.published
-              for p in c.points if p.env_steps > max(last, 1) * 1.05]
+    beyond = [f"{c.label}: {c.points[-1].score:g} at {c.points[-1].env_steps:,}"
+              for c in reference.published if c.points[-1].env_steps > max(last, 1) * 1.05]
     ax.axhspan(1.2, 1.7, color="grey", alpha=0.3, label="random play (1.2-1.7)")
     ax.set_xlabel("env steps (agent steps, 4 frames each)")
     ax.set_ylabel("game score")
