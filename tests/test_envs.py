@@ -51,3 +51,16 @@ def test_rewards_are_clipped_while_the_real_score_is_kept():
 def test_env_names_are_validated():
     with pytest.raises(UsageError, match="expected one of breakout, cartpole"):
         get_env("pong")
+
+
+@pytest.mark.parametrize("seed", [8, 16])
+def test_a_policy_that_never_fires_still_plays_every_game_to_its_end(seed):
+    # Seeds on which one FIRE after a lost life left the ball unserved: the
+    # game idled until its frame cap (the whole cap of an evaluation's time).
+    env = make_breakout({"max_frames_per_episode": 4000})
+    env.reset(seed=seed)
+    terminated = truncated = False
+    while not (terminated or truncated):
+        _, _, terminated, truncated, info = env.step(0)  # NOOP, never FIRE
+    env.close()
+    assert terminated and not truncated and info["lives"] == 0

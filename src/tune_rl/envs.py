@@ -54,14 +54,24 @@ class ClipRewardKeepScore(gym.Wrapper):
 
 
 class FireOnLifeLoss(gym.Wrapper):
-    """Presses FIRE at the start and after each lost life.
+    """Presses FIRE at the start, after each lost life, and again when nothing
+    has happened for a while.
 
     Breakout waits for FIRE to serve the ball; a greedy policy that never
     presses it (evaluation runs without exploration) would otherwise idle
-    until the 108,000-frame limit and stall the sweep for minutes.
+    until the 108,000-frame limit and stall the sweep for minutes. One FIRE
+    after a lost life is not always enough: measured with a policy that only
+    does NOOP, 2 of 40 games (seeds 8 and 16) stalled after a lost life with
+    the ball never served, and an untrained Rainbow network stalled one game
+    in five, each such game costing its whole frame cap (40 s of a 5-game
+    evaluation at 20,000 frames). So after `PATIENCE` agent steps with no
+    reward and no lost life, FIRE is pressed once more, as an extra step
+    after the agent's own. In play FIRE does nothing in Breakout, and a ball
+    in play scores or is lost well within that time.
     """
 
     FIRE = 1
+    PATIENCE = 100  # agent steps: 400 frames; a NOOP policy loses a served ball in 24
 
     def reset(self, **kwargs):
         self.env.reset(**kwargs)
@@ -69,13 +79,17 @@ class FireOnLifeLoss(gym.Wrapper):
         if terminated or truncated:
             obs, info = self.env.reset(**kwargs)
         self._lives = info["lives"]
+        self._quiet = 0
         return obs, info
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        if info["lives"] < self._lives and not (terminated or truncated):
+        self._quiet = 0 if reward or info["lives"] < self._lives else self._quiet + 1
+        if not (terminated or truncated) and (
+                info["lives"] < self._lives or self._quiet >= self.PATIENCE):
             obs, more, terminated, truncated, info = self.env.step(self.FIRE)
             reward += more
+            self._quiet = 0
         self._lives = info["lives"]
         return obs, reward, terminated, truncated, info
 
