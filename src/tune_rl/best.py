@@ -22,7 +22,7 @@ from tune_rl.storage import Storage
 PER_RUN = {"name", "experiment", "profile", "trials", "max_env_steps", "storage_path",
            "tracking_uri", "spec_file", "search", "early_stopping", "target_score",
            "grace_env_steps", "reduction_factor", "max_concurrent", "checkpoint_every",
-           "params", "seed", "algo", "env"}
+           "params", "seed", "algo", "env", "profile_from", "perturbation_env_steps"}
 
 
 def winner(name: str, storage_path: str = "ray_results") -> dict[str, Any]:
