@@ -39,7 +39,7 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
         else:
             status = "FINISHED"
         checkpoint, saved_with = (None, {}) if result.error else best_checkpoint(result, metric)
-        params = dict(result.config)
+        params = dict(result.config or {})  # None for a trial that failed to start
         seed = params.pop(SEED, None)
         trials.append({
             "trial": Path(result.path).name,
