@@ -39,6 +39,9 @@ def test_a_sweep_stops_once_a_trial_reaches_the_target_score(local_ray, sweep_di
     assert "model" in summary["best"]
     reached = [t for t in summary["trials"] if t["status"] == "REACHED_TARGET"]
     assert len(reached) == 1 and reached[0]["selected_score"] >= 30
+    # Stopped only once the trial that reached it had saved: it is the best,
+    # with a checkpoint and a registered policy.
+    assert summary["best"]["trial"] == reached[0]["trial"] and summary["best"]["model"]
     assert reached[0]["env_steps"] < 20000
     assert len(summary["trials"]) < 4 or all(
         t["env_steps"] < 20000 for t in summary["trials"])

@@ -97,6 +97,8 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
 
     spec = plan.spec
     metric = selection.metric(spec.select, spec.search)
+    stopper, target_saved = make_stopper(ENV_STEPS, spec.max_env_steps, metric,
+                                         spec.target_score)
     scheduler = make_scheduler("none" if plan.configs else spec.early_stopping, ENV_STEPS,
                                spec.max_env_steps, spec.grace_env_steps, spec.reduction_factor)
     if plan.configs:
@@ -132,7 +134,7 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
             name=spec.name,
             storage_path=spec.storage.root,
             storage_filesystem=spec.storage.fs,
-            stop=make_stopper(ENV_STEPS, spec.max_env_steps, metric, spec.target_score),
+            stop=stopper,
             checkpoint_config=tune.CheckpointConfig(
                 # PBT restores a donor from the checkpoint it saved at its last
                 # perturbation, which a small num_to_keep may have deleted since
@@ -151,7 +153,7 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
                                 ENV_STEPS: "env steps", "training_iteration": "iter"},
                 max_report_frequency=30,
             ),
-            callbacks=[tracking],
+            callbacks=[tracking, target_saved],
             verbose=1,
         ),
     )

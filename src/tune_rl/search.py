@@ -104,23 +104,48 @@ def _within(mutable: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
 
 def make_stopper(budget_attr: str, budget: int, score_attr: str, target_score: float | None):
     """Stops each trial at its budget; with a target score, the whole sweep
-    once any trial reaches it (a solved proxy task needs no more trials)."""
+    once any trial reaches it (a solved proxy task needs no more trials).
+
+    Returns the stopper and a Tune callback to run beside it. The sweep stops
+    only once the trial that reached the target has saved its last checkpoint:
+    Tune's stop_all stops every trial at once, the one whose final save is
+    under way included, which then never lands (seen: the trial that reached
+    the target had no checkpoint, so no policy could be registered).
+    """
     from ray import tune
 
     class BudgetOrTarget(tune.Stopper):
         def __init__(self) -> None:
-            self.reached = False
+            self.reached_by: str | None = None
+            self.saved = False
 
         def __call__(self, trial_id: str, result: dict) -> bool:
             score = result.get(score_attr)
-            if target_score is not None and score is not None and score >= target_score:
-                self.reached = True
-            return self.reached or result.get(budget_attr, 0) >= budget
+            if (self.reached_by is None and target_score is not None and score is not None
+                    and score >= target_score):
+                self.reached_by = trial_id
+            return self.reached_by is not None or result.get(budget_attr, 0) >= budget
 
         def stop_all(self) -> bool:
-            return self.reached
+            return self.saved
 
-    return BudgetOrTarget()
+    class TargetSaved(tune.Callback):
+        def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:
+            self._done(trial)
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            self._done(trial)
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            self._done(trial)
+
+        def _done(self, trial) -> None:
+            # Past reaching the target, the trial's next save is its last.
+            if trial.trial_id == stopper.reached_by:
+                stopper.saved = True
+
+    stopper = BudgetOrTarget()
+    return stopper, TargetSaved()
 
 
 def trial_seed(sweep_seed: int, index: int, stream: int = 0) -> int:
