@@ -54,6 +54,8 @@ def eval_sweep(local_ray, tmp_path_factory):
     spec = load_spec("PPO", env="cartpole", trials=3, max_env_steps=MAX_STEPS,
                      grace_env_steps=GRACE, min_env_steps_per_iteration=ITERATION,
                      checkpoint_every=2, keep_checkpoints=2, evaluation=False, seed=7,
+                     # One env: each iteration samples exactly its 1,000 steps.
+                     envs_per_env_runner=1,
                      training={"train_batch_size_per_learner": ITERATION}, name="select",
                      storage_path=str(root / "ray_results"),
                      tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
