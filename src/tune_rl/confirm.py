@@ -215,17 +215,12 @@ def finish_confirmation(sweep: dict[str, Any], top: int, seeds: int):
 
     def finish(plan: SweepPlan, results, tracking, concurrency: int) -> dict[str, Any]:
         from tune_rl.config import policy_observation_space
-        from tune_rl.report import summarize, write_summary
-        from tune_rl.runner import was_interrupted
+        from tune_rl.report import write_summary
+        from tune_rl.runner import summarize_run
 
         spec = plan.spec
-        tracking.load_state()
-        summary = summarize(plan, results, concurrency)
-        summary["mlflow"].update(parent_run_id=tracking.parent_run_id,
-                                 experiment_id=tracking.experiment_id)
-        if was_interrupted(spec):
-            tracking.mark_killed()
-            summary["interrupted"] = True
+        summary = summarize_run(plan, results, tracking, concurrency)
+        if summary.get("interrupted"):
             return summary
         table = confirmation_table(sweep, summary["trials"], top)
         table.update(seeds=seeds, env_steps=spec.max_env_steps, confirmation=spec.name,

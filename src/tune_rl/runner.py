@@ -170,19 +170,30 @@ def _param_space(plan: SweepPlan) -> dict[str, Any]:
     return plan.space
 
 
-def finish_sweep(plan: SweepPlan, results, tracking, concurrency: int) -> dict[str, Any]:
-    from tune_rl.report import optuna_figures, summarize, write_summary
+def summarize_run(plan: SweepPlan, results, tracking, concurrency: int) -> dict[str, Any]:
+    """Tune's results as the run's summary, with its MLflow runs; an
+    interrupted run's summary says so and its runs are marked KILLED. The
+    start of every `finish`."""
+    from tune_rl.report import summarize
 
-    spec = plan.spec
     tracking.load_state()  # written by the callback Tune ran, perhaps a restored copy
     summary = summarize(plan, results, concurrency)
     summary["mlflow"]["parent_run_id"] = tracking.parent_run_id
     summary["mlflow"]["experiment_id"] = tracking.experiment_id
     # A sweep the target score stopped ends with trials never started: not
     # an interruption.
-    if not summary["target_reached"] and was_interrupted(spec):
+    if not summary["target_reached"] and was_interrupted(plan.spec):
         tracking.mark_killed()
         summary["interrupted"] = True
+    return summary
+
+
+def finish_sweep(plan: SweepPlan, results, tracking, concurrency: int) -> dict[str, Any]:
+    from tune_rl.report import optuna_figures, write_summary
+
+    spec = plan.spec
+    summary = summarize_run(plan, results, tracking, concurrency)
+    if summary.get("interrupted"):
         return summary
     if summary["best"]:
         checkpoint = summary["best"]["checkpoint"]

@@ -122,10 +122,7 @@ def apply_config_lr(algo, env_steps: int) -> None:
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
-    if algo.learner_group.is_local:
-        _local_learner_call(algo, apply)
-    else:
-        algo.learner_group.foreach_learner(apply)
+    algo.learner_group.foreach_learner(apply)
 
 
 def lookup(result: dict, path: tuple[str, ...]) -> Any:
