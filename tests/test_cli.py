@@ -100,3 +100,12 @@ def test_cartpole_gets_its_own_space_and_profile(tmp_path):
                                   str(tmp_path / "r")).stdout)
     assert breakout["profile_from"] == "ppo.yaml profiles.quick"
     assert "conv_filters" in breakout["space"] and "gamma" not in breakout["space"]
+
+
+def test_search_pbt_from_the_command_line_replaces_asha(tmp_path):
+    done = tune_rl("sweep", "--algo", "PPO", "--env", "cartpole", "--search", "pbt",
+                   "--dry-run", "--storage-path", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["scheduler"].startswith("Population Based Training")
+    assert "no ASHA" in plan["scheduler"] and "lr loguniform" in plan["scheduler"]

@@ -25,6 +25,7 @@ OVERRIDES = {
     "experiment": "experiment",
     "name": "name",
     "max_concurrent": "max_concurrent",
+    "search": "search",
 }
 
 
@@ -39,6 +40,8 @@ def _sweep_options() -> argparse.ArgumentParser:
     options.add_argument("--max-env-steps", type=int, help="env steps per trial")
     options.add_argument("--seed", type=int, help="seed of Optuna's sampler and of RLlib")
     options.add_argument("--max-concurrent", type=int, help="trials at once (0: from CPUs)")
+    options.add_argument("--search", help="tpe (default), random, pbt or pb2 (pbt and pb2 "
+                                          "replace ASHA)")
     options.add_argument("--name", help="sweep name (results folder, MLflow parent run)")
     options.add_argument("--storage-path", help="where results go (default ./ray_results)")
     options.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
