@@ -3,7 +3,7 @@ trials' weights and perturbs their values, and the values really reach the
 learner (ray#62173's trap: RLlib restores the optimizer's lr with the
 checkpoint, so an exploited trial would train with its donor's).
 
-Real CartPole PPO populations of 2, perturbed every 1,000 env steps, read
+Real CartPole PPO populations of 2 and 3, perturbed every 1,000 env steps, read
 back from Tune's result files, PBT's own log and MLflow.
 """
 
@@ -21,13 +21,12 @@ from tune_rl.spec import load_spec
 from tune_rl.trainable import COPIED_FROM, ENV_STEPS, LEARNER_VALUES
 
 
-def population(method: str, root: Path, steps: int = 6000) -> tuple:
-    # Two members, both running at once on 2 CPUs: Tune's asynchronous PBT
-    # compares the members that are running, so a population larger than
-    # what runs at once degenerates into waves that rarely meet.
-    spec = load_spec("PPO", env="cartpole", search=method, trials=2, max_env_steps=steps,
+def population(method: str, root: Path, steps: int = 6000, members: int = 2) -> tuple:
+    # One CPU per member: on 2 CPUs a population of 3 takes turns.
+    spec = load_spec("PPO", env="cartpole", search=method, trials=members,
+                     max_env_steps=steps,
                      min_env_steps_per_iteration=1000, perturbation_env_steps=1000,
-                     envs_per_env_runner=4, max_concurrent=2, evaluation=False, seed=1,
+                     envs_per_env_runner=4, evaluation=False, seed=1,
                      training={"train_batch_size_per_learner": 1000}, name=method,
                      storage_path=str(root / "ray_results"),
                      tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
@@ -93,10 +92,18 @@ def test_mlflow_shows_the_values_over_env_steps_and_the_lineage(pbt):
 
 
 @pytest.mark.slow
-def test_pb2_runs_a_population(local_ray, tmp_path):
-    spec, summary = population("pb2", tmp_path, steps=4000)
+def test_pb2_runs_a_population_larger_than_fits_at_once(local_ray, tmp_path):
+    # 3 members on 2 CPUs: they take turns and all meet at each perturbation
+    # point (synchronous), so the bottom member copies the top one at the
+    # first point already, 1,000 env steps in.
+    spec, summary = population("pb2", tmp_path, steps=3000, members=3)
     assert summary["failed"] == 0 and summary["best"] is not None
-    assert (Path(spec.sweep_location) / "pbt_global.txt").read_text().strip()
+    exploits = [json.loads(line) for line in
+                (Path(spec.sweep_location) / "pbt_global.txt").read_text().splitlines()]
+    assert len(exploits) >= 2  # one at each of the points at 1,000 and 2,000 env steps
+    for trial in summary["trials"]:
+        steps = [r[ENV_STEPS] for r in results_of(trial)]
+        assert steps[-1] >= 3000
 
 
 def test_pbt_with_nothing_to_change_is_refused():

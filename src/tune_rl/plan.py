@@ -129,7 +129,8 @@ class SweepPlan:
         spec = self.spec
         if self.mutable:
             return (f"{SEARCHERS[spec.search]} on env steps: a population of {spec.trials}, "
-                    f"perturbed every {spec.perturbation_env_steps} env steps; it may change "
+                    f"all synchronised and perturbed every {spec.perturbation_env_steps} env "
+                    f"steps (members take turns when they do not all fit); it may change "
                     + ", ".join(f"{n} {d}" for n, d in space_summary(self.mutable).items())
                     + "; no ASHA (PBT and PB2 replace it)")
         if spec.early_stopping == "asha":
@@ -167,7 +168,10 @@ class SweepPlan:
             "stop": (f"each trial at {spec.max_env_steps} env steps" +
                      (f"; the sweep once a trial's score reaches {spec.target_score:g}"
                       if spec.target_score is not None else "")),
-            "concurrency": spec.max_concurrent or "as many trials as the CPUs and GPUs allow",
+            "concurrency": ("as many members as the CPUs and GPUs allow (the population "
+                            "is created whole; max_concurrent applies to tpe and random)"
+                            if self.mutable else
+                            spec.max_concurrent or "as many trials as the CPUs and GPUs allow"),
             "estimated_wall_time": self.estimate_wall_time(),
             "checkpoints": f"every {spec.checkpoint_every} iterations and at the end, "
                            + ("keep all (PBT restores donors from them)" if self.mutable else

@@ -106,10 +106,12 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
     elif plan.mutable:
         # PBT and PB2 refuse a search algorithm: Tune's own generator draws
         # the population from the space (seeds included), the scheduler runs it.
+        # The whole population is created at once (no max_concurrent): the
+        # scheduler pauses members in turn, and a member never created would
+        # never be compared (a limited generator ran the population in waves).
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        searcher = BasicVariantGenerator(random_state=spec.seed,
-                                         max_concurrent=concurrency)
+        searcher = BasicVariantGenerator(random_state=spec.seed)
         scheduler = make_population(spec.search, ENV_STEPS, spec.perturbation_env_steps,
                                     plan.mutable)
     else:
