@@ -113,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
 
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
              logging_level="ERROR", ignore_reinit_error=True)
-    for method in args.methods:
-        for seed in range(seeds):
+    # Seed by seed, every method within one: an interrupted run still leaves
+    # all methods compared on the seeds it finished.
+    for seed in range(seeds):
+        for method in args.methods:
             with tempfile.TemporaryDirectory() as folder:
                 started = time.perf_counter()
                 if method == "stock":
