@@ -232,6 +232,7 @@ RAINBOW_REFERENCE = Reference(
         "per_beta": (0.5, "Dopamine's rainbow agent: loss weights 1/sqrt(probability), beta "
                           "0.5"),
         "conv_filters": ("nature", "Dopamine's Atari network: the Nature DQN stack"),
+        "grad_clip": (None, "Dopamine clips no gradient"),
     },
     training={
         **_DOPAMINE_TRAINING,
@@ -241,7 +242,6 @@ RAINBOW_REFERENCE = Reference(
         "dueling": (False, "Dopamine's Rainbow has no dueling head"),
         "double_q": (False, "Dopamine's Rainbow has no double Q-learning"),
         "tau": (1.0, "a hard target update every target_update_period"),
-        "grad_clip": (None, "Dopamine clips no gradient"),
     },
     sweep={},
     env_config={
@@ -263,9 +263,9 @@ DQN_REFERENCE = Reference(
         "lr": (ATARI_DQN["lr"][0], f"{DOPAMINE_DQN}: create_optimizer.learning_rate 6.25e-5"),
         "target_network_update_freq": (8000, f"{DOPAMINE_DQN}: target_update_period 8000"),
         "conv_filters": ("nature", "Dopamine's Atari network: the Nature DQN stack"),
+        "grad_clip": (None, "Dopamine clips no gradient"),
     },
-    training={**_DOPAMINE_TRAINING,
-              "grad_clip": (None, "Dopamine clips no gradient")},
+    training=_DOPAMINE_TRAINING,
     sweep={},
     env_config={
         "repeat_action_probability": (0.25, f"{DOPAMINE_DQN}: sticky_actions True"),
