@@ -62,18 +62,57 @@ def test_sigma0_sets_the_noise_scale():
         assert torch.allclose(layer.weight_sigma, torch.full_like(layer.weight_sigma, expected))
 
 
+def noise_flags_and_outputs(module, forward) -> tuple[list[bool], list[torch.Tensor]]:
+    """Runs `forward()`, recording the `noise` argument and the output of
+    every noisy layer call."""
+    flags, outputs = [], []
+
+    def record(_layer, args, out) -> None:
+        flags.append(args[1] if len(args) > 1 else True)
+        outputs.append(out.detach().clone())
+
+    hooks = [layer.register_forward_hook(record) for layer in noisy_layers(module)]
+    try:
+        forward()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return flags, outputs
+
+
 def test_noise_explores_in_exploration_and_is_off_in_evaluation():
     module = build_module("Rainbow_DQN")
     obs = batch()
-    greedy = [module.forward_inference(obs) for _ in range(2)]
-    q = [module.compute_q_values(obs)["qf_preds"] for _ in range(2)]
-    assert torch.equal(greedy[0]["actions"], greedy[1]["actions"])
-    assert not torch.equal(q[0], q[1]), "noise is not resampled per forward pass"
-    module._noise = False
-    assert torch.equal(module.compute_q_values(obs)["qf_preds"],
-                       module.compute_q_values(obs)["qf_preds"])
+    # Greedy inference: every noisy layer runs on its mean weights, so the
+    # distributions (not only the argmax) are identical from call to call.
+    flags, first = noise_flags_and_outputs(module, lambda: module.forward_inference(obs))
+    _, second = noise_flags_and_outputs(module, lambda: module.forward_inference(obs))
+    assert flags and not any(flags)
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    # Exploration draws new noise at every forward pass.
+    flags, first = noise_flags_and_outputs(module, lambda: module.forward_exploration(obs, t=0))
+    _, second = noise_flags_and_outputs(module, lambda: module.forward_exploration(obs, t=0))
+    assert flags and all(flags)
+    assert not any(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     # Epsilon is 0 with noisy nets (Hessel et al. 2018): the noise explores.
     assert build_config(PRESETS["Rainbow_DQN"], ENVS["breakout"], {}).epsilon == 0.0
+
+
+def test_the_target_network_draws_its_own_noise():
+    """In training, the target net's noise is not the online net's sample:
+    with the two nets' weights made equal, the online net's Q on the next
+    observations (double Q) and the target's differ; with noise off they are
+    the same, which shows the weights really are equal."""
+    module = build_module("Rainbow_DQN")
+    module.make_target_networks()  # as the learner does
+    for online, target in module.get_target_network_pairs():
+        target.load_state_dict(online.state_dict())
+    train_batch = {"obs": batch(seed=0)["obs"], "new_obs": batch(seed=1)["obs"]}
+    out = module.forward_train(train_batch)
+    assert not torch.allclose(out["qf_next_preds"], out["qf_target_next_preds"])
+    module.noisy = False
+    out = module.forward_train(train_batch)
+    assert torch.allclose(out["qf_next_preds"], out["qf_target_next_preds"])
 
 
 def test_noisy_layer_is_the_papers_factorised_gaussian():
