@@ -64,3 +64,20 @@ def test_a_policy_that_never_fires_still_plays_every_game_to_its_end(seed):
         _, _, terminated, truncated, info = env.step(0)  # NOOP, never FIRE
     env.close()
     assert terminated and not truncated and info["lives"] == 0
+
+
+def frames_at_start(env_config: dict, seed: int) -> int:
+    env = make_breakout(env_config)
+    env.reset(seed=seed)
+    return env.unwrapped.ale.getEpisodeFrameNumber()
+
+
+def test_the_protocol_has_no_noop_starts_unless_a_sweep_asks_for_them():
+    # Machado et al. (2018) / Dopamine: a game starts with the agent's (or
+    # the serve's) first step, 4 frames; sticky actions make games differ.
+    # CleanRL's protocol (the PPO reference) adds up to 30 random no-ops.
+    assert {frames_at_start({}, seed) for seed in range(6)} == {4}
+    with_noops = {frames_at_start({"noop_max": 30}, seed) for seed in range(6)}
+    assert len(with_noops) > 1 and all(4 < f <= 4 + 30 for f in with_noops)  # 1 frame each
+    with pytest.raises(UsageError, match="noop_max must be an integer from 0 to 30"):
+        get_env("breakout").check_config({"noop_max": 31})
