@@ -14,6 +14,18 @@ def snapshot(root) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*"))}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def libraries_loaded():
+    """Loads ALE and builds a module once, outside any case: ALE prints its
+    banner on first load and RLlib logs a deprecation once per process, and
+    whichever case came first would find them in its stderr (or, through a
+    handler bound to an earlier case's captured stream, a logging error)."""
+    from tune_rl.plan import resolve_plan
+    from tune_rl.spec import load_spec
+
+    resolve_plan(load_spec("DQN")).describe()
+
+
 @pytest.fixture
 def workspace(tmp_path):
     (tmp_path / "not_yaml.yaml").write_text("algo: DQN\nprofiles: {quick: [1,\n")

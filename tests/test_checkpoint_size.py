@@ -83,3 +83,18 @@ def test_a_dqn_sweep_keeps_the_buffer_only_in_each_trials_latest_checkpoint(
     assert len(checkpoints) >= 2  # older ones kept (keep_checkpoints 3), and the latest
     with_buffer = [c.name for c in checkpoints if (c / REPLAY_BUFFER_FILE).exists()]
     assert with_buffer == [checkpoints[-1].name]
+
+
+def test_a_sweep_its_storage_cannot_hold_is_refused_before_launch(tmp_path, capsys):
+    # Full Rainbow: 60,000 transitions of replay (1.7 GB) and 2 checkpoints
+    # of 6.76M parameters per trial; 100,000 trials hold no disk.
+    storage = tmp_path / "ray_results"
+    args = ["sweep", "--dry-run", "--algo", "Rainbow_DQN", "--profile", "full",
+            "--storage-path", str(storage), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"]
+    assert main(args) == 0
+    disk = json.loads(capsys.readouterr().out)["disk"]
+    assert disk.startswith("up to about 1.94 GB per trial"), disk
+    assert main([*args, "--trials", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert "100000 trials x 1.94 GB" in err and "is free there" in err
+    assert not storage.exists() and not (tmp_path / "m.db").exists()

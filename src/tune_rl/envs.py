@@ -182,11 +182,13 @@ def make_breakout(env_config: dict[str, Any]) -> gym.Env:
         full_action_space=False,
         max_num_frames_per_episode=env_config.get("max_frames_per_episode", 108_000),
     )
-    # DeepMind's preprocessing in one wrapper: up to 30 no-ops at reset, 4
-    # frames per step, the max of the last two screens, one resize to 84x84.
-    # It reads only those two screens (grayscale) from ALE, where RLlib's
-    # WarpFrame + MaxAndSkipEnv resized every frame: a third of the env's time.
-    env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84,
+    # DeepMind's preprocessing in one wrapper: 4 frames per step, the max of
+    # the last two screens, one resize to 84x84. It reads only those two
+    # screens (grayscale) from ALE, where RLlib's WarpFrame + MaxAndSkipEnv
+    # resized every frame: a third of the env's time. No no-op starts by
+    # default (PROTOCOL): the sticky actions make each game differ.
+    env = gym.wrappers.AtariPreprocessing(env, noop_max=env_config.get("noop_max", 0),
+                                          frame_skip=4, screen_size=84,
                                           grayscale_obs=True, grayscale_newaxis=True)
     env = FireOnLifeLoss(env)
     env = ClipRewardKeepScore(env)
@@ -235,6 +237,17 @@ def _is_number(value: Any) -> bool:
 
 
 # env_config keys a sweep may set, as read by make_breakout: (test, what is allowed).
+# The Breakout protocol every preset trains and evaluates under, unless a
+# sweep's env_config says otherwise (the PPO reference does: CleanRL's).
+PROTOCOL = (
+    "Machado et al. (2018), as Dopamine runs it: ALE Breakout-v5 with sticky actions "
+    "(0.25), the minimal action set (4), no no-op starts, 4 frames per step with the max "
+    "of the last two, 84x84 grey, the whole game as one episode (no life-loss signal), "
+    "a cap of 108,000 frames, rewards clipped to their sign for learning and the real game "
+    "score reported. One addition: FIRE is pressed for the agent to serve the ball, at the "
+    "start, after each lost life and after 100 quiet steps (FireOnLifeLoss)"
+)
+
 BREAKOUT_OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "repeat_action_probability": (lambda v: _is_number(v) and 0 <= v <= 1,
                                   "a number in [0, 1]"),
@@ -242,6 +255,8 @@ BREAKOUT_OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
                                "a positive integer"),
     # Learning only: evaluation always plays whole games (config.py).
     "terminal_on_life_loss": (lambda v: isinstance(v, bool), "true or false"),
+    "noop_max": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 30,
+                 "an integer from 0 to 30 (random no-ops at the start of a game)"),
 }
 
 
@@ -258,6 +273,7 @@ class EnvChoice:
     # Env steps by which a working configuration shows progress: ASHA's
     # first cut is no earlier (spec.SweepSpec.grace_env_steps, when unset).
     progress_env_steps: int = 10_000
+    protocol: str = ""  # how games are played and scored, where it is a choice
 
     def check_config(self, env_config: dict[str, Any]) -> None:
         """Refuses keys `make` does not read and values it cannot take."""
@@ -286,7 +302,7 @@ ENVS: dict[str, EnvChoice] = {
                   "ALE Breakout-v5, DeepMind preprocessing, 4 stacked 84x84 frames", (84, 84, 4),
                   # PPO's published curve leaves random play (about 1.5 a game)
                   # between 50,000 (2.1) and 200,000 (8.6) env steps (references.py).
-                  BREAKOUT_OPTIONS, progress_env_steps=100_000),
+                  BREAKOUT_OPTIONS, progress_env_steps=100_000, protocol=PROTOCOL),
         EnvChoice("cartpole", make_cartpole, False,
                   "CartPole-v1, the cheap proxy (return 500 = solved)", (4,),
                   # PPO balances for hundreds of steps within 10,000 (its sweeps here).

@@ -8,6 +8,7 @@ cluster address (what `--dry-run` shows). Nothing here starts Ray: `sweep`,
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,35 @@ class SweepPlan:
         return (f"; the replay buffer only in the latest (up to about {shown} per trial: "
                 f"{each}), the others keep the weights")
 
+    def disk_per_trial(self) -> int:
+        """Bytes a trial leaves in storage at most: its kept checkpoints and,
+        for the DQN family, the replay buffer (in the latest checkpoint, or
+        in every one under PBT/PB2).
+
+        A checkpoint holds the module and its target net, and after the first
+        update Adam's two moments: 16 bytes per parameter. Measured: Rainbow's
+        checkpoint before any update is 54.9 MB (6.76M parameters x 4 bytes x
+        2 nets, plus 0.7 MB of RLlib's constructor pickles), PPO's 1.7 MB.
+        """
+        from tune_rl.trainable import REPLAY_BYTES_PER_TRANSITION
+
+        spec = self.spec
+        parameters = describe_network(self.preset, self.env, settings=self.settings)["parameters"]
+        iterations = -(-spec.max_env_steps // spec.min_env_steps_per_iteration)
+        saved = iterations // spec.checkpoint_every + 1  # and one at the end
+        kept = saved if self.mutable else min(saved, spec.keep_checkpoints + 1)
+        size = kept * (16 * parameters + 2_000_000)
+        if self.preset.is_dqn:
+            held = min(self._replay_buffer()["capacity"], spec.max_env_steps)
+            buffers = kept if self.settings.replay_in_every_checkpoint else 1
+            size += buffers * held * REPLAY_BYTES_PER_TRANSITION[self.env.name]
+        return size
+
+    def _disk(self) -> str:
+        per_trial = self.disk_per_trial()
+        return (f"up to about {_bytes(per_trial)} per trial, {_bytes(per_trial * self.spec.trials)}"
+                f" for {self.spec.trials} trials (checkpoints kept and replay buffers)")
+
     def trainable(self):
         """The Tune trainable every trial of this sweep runs."""
         from tune_rl.trainable import make_trainable
@@ -151,6 +181,9 @@ class SweepPlan:
             "updates": self._updates(),
             "network": describe_network(self.preset, self.env, settings=self.settings),
             "env": f"{self.env.name}: {self.env.description}",
+            **({"protocol": self.env.protocol + (
+                f"; this sweep's env_config: {spec.env_config}" if spec.env_config else "")}
+               if self.env.protocol else {}),
             "space": space_summary(self.space),
             "space_from": ("fixed params" if spec.params else
                            space_source(self.preset, self.env)),
@@ -178,6 +211,7 @@ class SweepPlan:
                               f"keep {spec.keep_checkpoints} best per trial by {spec.select}")
                            + self._replay_in_checkpoints(),
             "storage": spec.sweep_location,
+            "disk": self._disk(),
             "mlflow": f"{spec.tracking_uri} experiment {spec.experiment!r}",
             "spec_file": spec.spec_file,
         }
@@ -298,6 +332,8 @@ def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None
         check_reachable(spec.storage_path)
     else:
         _check_storage(Path(spec.storage_path))
+        if not resume:
+            _check_room(plan, Path(spec.storage_path))
     check_before_connecting(address, spec.tracking_uri)
     _check_tracking(spec.tracking_uri)
     state = sweep_state(spec)
@@ -308,6 +344,27 @@ def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None
         raise UsageError(f"sweep {spec.name!r} exists in {spec.storage_path} and did not "
                          "finish: add --resume to continue it, or pass a new --name")
     return plan
+
+
+def _check_room(plan: SweepPlan, path: Path) -> None:
+    """Refuses a sweep whose checkpoints the storage cannot hold: it would
+    otherwise fail hours in, when a save finds the disk full."""
+    need = plan.disk_per_trial() * plan.spec.trials
+    existing = path.resolve()
+    while not existing.exists():  # _check_storage leaves no folder it created
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if need > free:
+        raise UsageError(
+            f"sweep {plan.spec.name!r} needs up to about {_bytes(need)} in {path} "
+            f"({plan.spec.trials} trials x {_bytes(plan.disk_per_trial())}: kept checkpoints "
+            f"and replay buffers), and {_bytes(free)} is free there. Use fewer trials, a "
+            "smaller training.replay_buffer_config.capacity or keep_checkpoints, or another "
+            "storage_path")
+
+
+def _bytes(size: float) -> str:
+    return f"{size / 1e9:.3g} GB" if size >= 1e9 else f"{size / 1e6:.3g} MB"
 
 
 def _check_storage(path: Path, field: str = "storage_path") -> None:

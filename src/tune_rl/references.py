@@ -177,6 +177,7 @@ PPO_REFERENCE = Reference(
         "repeat_action_probability": (0.0, "BreakoutNoFrameskip-v4 (CleanRL's env_id): no "
                                            "sticky actions"),
         "terminal_on_life_loss": (True, f"{CLEANRL_PPO}: EpisodicLifeEnv"),
+        "noop_max": (30, f"{CLEANRL_PPO}: NoopResetEnv(noop_max=30)"),
     },
     differences=(
         "CleanRL shares one 512 layer between policy and value; RLlib's PPO module gives "
