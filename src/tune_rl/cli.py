@@ -1,4 +1,4 @@
-"""`tune-rl sweep`, `tune-rl submit`, `tune-rl reference`, `tune-rl list` and `tune-rl ui-links`.
+"""The tune-rl command line: sweep, submit, reference, confirm, best, train, evaluate, ...
 
 Exit codes: 0 when at least one trial succeeded, 1 when none did, 2 for bad
 input (reported before Ray starts), 130 when interrupted. `submit` exits
@@ -134,6 +134,31 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
     train.add_argument("--resume", action="store_true",
                        help="continue the interrupted run --name from its checkpoint")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="play a trained policy's complete games greedily and print their "
+                         "scores; optionally a GIF of the first game")
+    evaluate.add_argument("source", nargs="?",
+                          help="a checkpoint folder, or models:/<name>/<version> (or /latest)")
+    evaluate.add_argument("--sweep", help="evaluate this sweep's best checkpoint instead (the "
+                                          "confirmed winner's when confirmed)")
+    evaluate.add_argument("--episodes", type=int, default=10, help="games (default 10)")
+    evaluate.add_argument("--seed", type=int, default=0,
+                          help="game k is reset with a seed derived from this (default 0)")
+    evaluate.add_argument("--storage-path", default="ray_results",
+                          help="where --sweep is (default ./ray_results)")
+    evaluate.add_argument("--tracking-uri",
+                          help="MLflow store (default $MLFLOW_TRACKING_URI, else "
+                               "sqlite:///mlflow.db; for --sweep, the sweep's)")
+    evaluate.add_argument("--gif", help="write the first game here, in colour, with a frame "
+                                        "counter and the score, at the game's own speed")
+    evaluate.add_argument("--gif-seconds", type=float, default=60.0,
+                          help="game time recorded, from the start (default 60: 900 images "
+                               "of Breakout, about 1 MB)")
+    evaluate.add_argument("--gif-every", type=int, default=1,
+                          help="keep one agent step in N (default 1: every step, 15 images "
+                               "a second on Breakout); each image is then shown N times "
+                               "longer")
 
     links = commands.add_parser(
         "ui-links", help="the MLflow UI's runs list of each experiment (make mlflow-ui)")
@@ -361,6 +386,47 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0 if summary["succeeded"] else 1
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tune_rl.evaluation import format_evaluation
+    from tune_rl.saved_policy import evaluate_saved, evaluation_record, find_policy
+    from tune_rl.watch import GameRecorder
+
+    if args.episodes < 1:
+        raise UsageError(f"--episodes must be at least 1, got {args.episodes}")
+    if not 0 <= args.seed < 2**32:
+        raise UsageError(f"--seed must be an integer in [0, 4294967295], got {args.seed}")
+    gif = Path(args.gif) if args.gif else None
+    if gif is not None:
+        if gif.suffix.lower() != ".gif":
+            raise UsageError(f"--gif {args.gif!r}: the file name must end in .gif")
+        if not gif.parent.is_dir():
+            raise UsageError(f"--gif {args.gif!r}: folder {str(gif.parent)!r} does not exist")
+        if args.gif_every < 1 or args.gif_seconds <= 0:
+            raise UsageError("--gif-every must be at least 1 and --gif-seconds above 0")
+    with find_policy(args.source, args.sweep, args.storage_path, args.tracking_uri) as policy:
+        print(f"Evaluating {policy.source}: {policy.algo} on {policy.env}, {args.episodes} "
+              f"complete games, greedy, seed {args.seed}", flush=True)
+        recorder = gif and GameRecorder(0, args.gif_every, args.gif_seconds)
+        result = evaluate_saved(policy, episodes=args.episodes, seed=args.seed,
+                                watch=recorder or None)
+        print(format_evaluation(result))
+        record = evaluation_record(policy, result)
+        if recorder:
+            size = recorder.write_gif(gif)
+            record["gif"] = {"file": gif.name, "game": 1, "images": len(recorder.images),
+                             "seconds": round(recorder.clock[-1] - recorder.clock[0], 2),
+                             "bytes": size}
+            print(f"GIF: {gif} (game 1, {len(recorder.images)} images, "
+                  f"{record['gif']['seconds']:.1f} s of play, {size / 1e6:.2f} MB)")
+        folder = policy.log_evaluation(record, gif)
+        if folder:
+            print(f"MLflow: scores{' and GIF' if gif else ''} logged to run {policy.run_id} "
+                  f"({policy.tracking_uri}, {folder}/)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_library_logs()
@@ -373,9 +439,9 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_submit(args)
         if args.command == "reference":
             return _cmd_reference(args)
-        if args.command in ("confirm", "best", "train"):
-            return {"confirm": _cmd_confirm, "best": _cmd_best, "train": _cmd_train}[
-                args.command](args)
+        if args.command in ("confirm", "best", "train", "evaluate"):
+            return {"confirm": _cmd_confirm, "best": _cmd_best, "train": _cmd_train,
+                    "evaluate": _cmd_evaluate}[args.command](args)
         return _cmd_sweep(args)
     except UsageError as err:
         print(f"tune-rl: error: {err}", file=sys.stderr)

@@ -181,6 +181,9 @@ def make_breakout(env_config: dict[str, Any]) -> gym.Env:
         repeat_action_probability=env_config.get("repeat_action_probability", 0.25),
         full_action_space=False,
         max_num_frames_per_episode=env_config.get("max_frames_per_episode", 108_000),
+        # Set only to watch a game (evaluation's `watch`): `render()` is then
+        # ALE's colour screen; observations are the grey ones either way.
+        render_mode=env_config.get("render_mode"),
     )
     # DeepMind's preprocessing in one wrapper: 4 frames per step, the max of
     # the last two screens, one resize to 84x84. It reads only those two
@@ -200,7 +203,8 @@ def make_breakout(env_config: dict[str, Any]) -> gym.Env:
 
 
 def make_cartpole(env_config: dict[str, Any]) -> gym.Env:
-    return gym.make("CartPole-v1")
+    # render_mode: set only to watch a game (evaluation's `watch`).
+    return gym.make("CartPole-v1", render_mode=env_config.get("render_mode"))
 
 
 def frame_stack_env_to_module(env=None, spaces=None, device=None):

@@ -41,7 +41,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +87,19 @@ class EvalResult:
     def interval(self) -> tuple[float, float]:
         """95% confidence interval of the mean score (Student's t)."""
         return confidence_interval(self.scores)
+
+
+def format_evaluation(result: EvalResult) -> str:
+    """Each game's score and length, then the mean and its 95% interval."""
+    unit = "agent steps" if result.cap_unit == "frames" else "env steps"
+    lines = [f"game  score  {unit}"]
+    lines += [f"{game:<4}  {score:<5g}  {length:,}" for game, (score, length)
+              in enumerate(zip(result.scores, result.lengths, strict=True), start=1)]
+    low, high = result.interval
+    lines.append(f"mean {result.mean:.4g}, 95% interval [{low:.4g}, {high:.4g}] over "
+                 f"{result.episodes} games ({result.capped} capped at {result.cap:,} "
+                 f"{result.cap_unit}); {result.env_steps:,} {unit} in {result.seconds:.1f} s")
+    return "\n".join(lines)
 
 
 def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
@@ -207,7 +220,8 @@ def _eval_mode(module) -> Iterator[None]:
 
 def evaluate(module, preset: Preset, env_choice: EnvChoice, *, episodes: int, seed: int,
              max_frames_per_game: int = MAX_FRAMES_PER_GAME, num_envs: int = 8,
-             env_config: dict[str, Any] | None = None) -> EvalResult:
+             env_config: dict[str, Any] | None = None,
+             watch: Callable[[int, gym.Env, float], None] | None = None) -> EvalResult:
     """Plays `episodes` complete games greedily and returns their real scores.
 
     `max_frames_per_game` caps each game so that a stalled agent cannot hang a
@@ -218,6 +232,11 @@ def evaluate(module, preset: Preset, env_choice: EnvChoice, *, episodes: int, se
     far and is reported in `capped`. `env_config` is the sweep's (sticky
     actions and so on), as in training, except that a lost life never ends a
     game. `seed` must be a non-negative integer.
+
+    `watch(game, env, score)`, if given, is called after each reset and each
+    step of every game, with its env made with `render_mode="rgb_array"` so
+    that `env.render()` gives the colour screen (watch.py records a GIF).
+    Rendering is on request only: what the policy observes does not change.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
@@ -232,6 +251,8 @@ def evaluate(module, preset: Preset, env_choice: EnvChoice, *, episodes: int, se
         config["terminal_on_life_loss"] = False
     if atari:
         config["max_frames_per_episode"] = max_frames_per_game
+    if watch is not None:
+        config["render_mode"] = "rgb_array"
     envs: list[gym.Env] = [env_choice.make(config) for _ in range(min(num_envs, episodes))]
     inputs = [_PolicyInput(preset, env_choice) for _ in envs]
     scores, lengths = [0.0] * episodes, [0] * episodes
@@ -247,6 +268,8 @@ def evaluate(module, preset: Preset, env_choice: EnvChoice, *, episodes: int, se
         if game is not None:
             obs, _ = envs[i].reset(seed=game_seed(seed, game))
             current[i], returns[i] = inputs[i].reset(obs), 0.0
+            if watch is not None:
+                watch(game, envs[i], 0.0)
 
     device = next(module.parameters()).device
     try:
@@ -262,6 +285,8 @@ def evaluate(module, preset: Preset, env_choice: EnvChoice, *, episodes: int, se
                     lengths[game] += 1
                     returns[i] += float(reward)
                     scores[game] = float(info.get(SCORE_KEY, returns[i]))
+                    if watch is not None:
+                        watch(game, envs[i], scores[game])
                     if atari:  # ALE's frame limit is Breakout's only truncation
                         capped[game] = truncated and not terminated
                     else:

@@ -268,9 +268,12 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
                 json.dump(list(self._recent_scores), f)
             # The scores this checkpoint was saved with (those of the result
             # Tune checkpoints after), its trial's seed and searched values:
-            # what `best`, `confirm` and the registry read back.
+            # what `best`, `confirm` and the registry read back; what trained
+            # it, for `evaluate` (saved_policy.py).
             with open(os.path.join(checkpoint_dir, CHECKPOINT_RECORD_FILE), "w") as f:
                 json.dump({**self._last_result, "seed": self._seed,
+                           "algo": preset.name, "env": env.name,
+                           "env_config": settings.env_config,
                            "trial_id": self._trial_info and self._trial_info.trial_id,
                            "params": {k: v for k, v in self._searched.items() if k != SEED},
                            "last_evaluation": self._last_eval}, f, default=str)
