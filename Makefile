@@ -41,7 +41,7 @@ SWEEP_FLAGS = --profile $(PROFILE) \
 	$(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI)) \
 	$(if $(ADDRESS),--address $(ADDRESS)) $(ARGS)
 
-.PHONY: install chromium sweep submit reference dry-run list confirm best train test lint bench bench-quick bench-gpu bench-profiles bench-search mlflow-ui clean
+.PHONY: install chromium sweep submit reference dry-run list confirm best train evaluate test lint bench bench-quick bench-gpu bench-profiles bench-search mlflow-ui clean
 
 install: $(STAMP)
 
@@ -94,6 +94,17 @@ train: install
 	$(BIN)/tune-rl train --config $(CONFIG) $(if $(STEPS),--env-steps $(STEPS)) \
 		$(if $(NAME),--name $(NAME)) $(if $(RESUME),--resume) \
 		$(if $(STORAGE),--storage-path $(STORAGE))
+
+# A trained policy's complete games, greedy: SOURCE a checkpoint folder or
+# models:/<name>/<version>, else sweep NAME's best; EPISODES games (default
+# 10); GIF a file for the first game in colour.
+EPISODES ?= 10
+SOURCE   ?=
+GIF      ?=
+evaluate: install
+	$(BIN)/tune-rl evaluate $(if $(SOURCE),$(SOURCE),--sweep $(NAME)) --episodes $(EPISODES) \
+		$(if $(GIF),--gif $(GIF)) $(if $(STORAGE),--storage-path $(STORAGE)) \
+		$(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI))
 
 # Installs Chromium with apt-get when it is missing and root or sudo can;
 # otherwise says how, and stops before a run that would fail.

@@ -72,8 +72,9 @@ def test_a_checkpoint_folder_plays_complete_games_and_prints_each_score(breakout
     record = json.loads((checkpoint / CHECKPOINT_RECORD_FILE).read_text())
     assert (record["algo"], record["env"], record["env_config"]) == (
         "PPO", "breakout", SHORT_GAMES)
-    out = run([str(checkpoint), "--episodes", "3"], capsys)
+    out = run([str(checkpoint), "--episodes", "3", "--env-config", "noop_max=5"], capsys)
     assert "PPO on breakout, 3 complete games" in out
+    assert "'max_frames_per_episode': 400, 'noop_max': 5}" in out  # its own, and the change
     scores = scores_printed(out)
     assert len(scores) == 3 and all(s >= 0 for s in scores)
     assert f"mean {np.mean(scores):.4g}, 95% interval [" in out
@@ -160,6 +161,7 @@ def test_rendering_leaves_what_the_policy_sees_unchanged():
     (["models:/m/1", "--tracking-uri", "sqlite:///{tmp}/none.db"], "no MLflow store at"),
     (["models:/m"], "is not models:/<name>/<version>"),
     (["{tmp}", "--episodes", "0"], "--episodes must be at least 1, got 0"),
+    (["{tmp}", "--env-config", "noop_max"], "expected KEY=VALUE, e.g. noop_max=30"),
     (["{tmp}", "--gif", "{tmp}/missing/out.gif"], "folder '{tmp}/missing' does not exist"),
     (["{tmp}", "--gif", "{tmp}/out.png"], "the file name must end in .gif"),
     (["--sweep", "never-ran", "--storage-path", "{tmp}"], "no finished sweep 'never-ran'"),
@@ -181,3 +183,6 @@ def test_an_unknown_model_or_version_is_named(breakout, capsys):
     assert "did you mean 'breakout-PPO'?" in capsys.readouterr().err
     assert main(["evaluate", "models:/breakout-PPO/9", "--tracking-uri", uri]) == 2
     assert "model 'breakout-PPO' has no version '9': it has 1" in capsys.readouterr().err
+    assert main(["evaluate", "models:/breakout-PPO/1", "--tracking-uri", uri,
+                 "--env-config", "sticky=0.1"]) == 2
+    assert "unknown env_config key for breakout: 'sticky'" in capsys.readouterr().err

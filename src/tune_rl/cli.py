@@ -150,6 +150,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--tracking-uri",
                           help="MLflow store (default $MLFLOW_TRACKING_URI, else "
                                "sqlite:///mlflow.db; for --sweep, the sweep's)")
+    evaluate.add_argument("--env-config", action="append", default=[], metavar="KEY=VALUE",
+                          help="play under another env_config than the one it trained with, "
+                               "e.g. noop_max=30 or repeat_action_probability=0.25 "
+                               "(repeatable)")
     evaluate.add_argument("--gif", help="write the first game here, in colour, with a frame "
                                         "counter and the score, at the game's own speed")
     evaluate.add_argument("--gif-seconds", type=float, default=60.0,
@@ -389,8 +393,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tune_rl.envs import get_env
     from tune_rl.evaluation import format_evaluation
-    from tune_rl.saved_policy import evaluate_saved, evaluation_record, find_policy
+    from tune_rl.saved_policy import (
+        env_config_changes,
+        evaluate_saved,
+        evaluation_record,
+        find_policy,
+    )
     from tune_rl.watch import GameRecorder
 
     if args.episodes < 1:
@@ -405,9 +415,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise UsageError(f"--gif {args.gif!r}: folder {str(gif.parent)!r} does not exist")
         if args.gif_every < 1 or args.gif_seconds <= 0:
             raise UsageError("--gif-every must be at least 1 and --gif-seconds above 0")
+    changes = env_config_changes(args.env_config)
     with find_policy(args.source, args.sweep, args.storage_path, args.tracking_uri) as policy:
+        get_env(policy.env).check_config(changes)
+        policy.env_config = {**policy.env_config, **changes}
         print(f"Evaluating {policy.source}: {policy.algo} on {policy.env}, {args.episodes} "
-              f"complete games, greedy, seed {args.seed}", flush=True)
+              f"complete games, greedy, seed {args.seed}, env_config {policy.env_config}",
+              flush=True)
         recorder = gif and GameRecorder(0, args.gif_every, args.gif_seconds)
         result = evaluate_saved(policy, episodes=args.episodes, seed=args.seed,
                                 watch=recorder or None)

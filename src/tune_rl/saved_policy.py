@@ -239,6 +239,19 @@ def _sweep_best(name: str, storage_path: str, tracking_uri: str | None
         yield policy
 
 
+def env_config_changes(pairs: list[str]) -> dict[str, Any]:
+    """`["noop_max=30"]` as `{"noop_max": 30}` (values read as YAML)."""
+    import yaml
+
+    changes = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env-config {pair!r}: expected KEY=VALUE, e.g. noop_max=30")
+        changes[key] = yaml.safe_load(value)
+    return changes
+
+
 def evaluate_saved(policy: SavedPolicy, *, episodes: int, seed: int, watch=None):
     """`episodes` greedy games of the policy with the project's evaluation
     (evaluation.evaluate) under the env_config it trained with; its EvalResult."""
