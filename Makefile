@@ -25,6 +25,8 @@ SEEDS   ?= 3
 OUT     ?= best.yaml
 CONFIG  ?= best.yaml
 MLFLOW_PORT ?= 5000
+OPTUNA_PORT ?= 8080
+OPTUNA_STORAGE ?=
 # The MLflow UI test drives Debian's Chromium through Playwright (Playwright's
 # own browser download cannot run on a closed network).
 CHROMIUM ?= /usr/bin/chromium
@@ -41,7 +43,7 @@ SWEEP_FLAGS = --profile $(PROFILE) \
 	$(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI)) \
 	$(if $(ADDRESS),--address $(ADDRESS)) $(ARGS)
 
-.PHONY: install chromium sweep submit reference dry-run list confirm best train evaluate test lint bench bench-quick bench-gpu bench-profiles bench-search mlflow-ui clean
+.PHONY: install chromium sweep submit reference dry-run list confirm best train evaluate test lint bench bench-quick bench-gpu bench-profiles bench-search mlflow-ui optuna-dashboard clean
 
 install: $(STAMP)
 
@@ -164,6 +166,14 @@ mlflow-ui: install
 		--ui http://127.0.0.1:$(MLFLOW_PORT)
 	$(BIN)/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) \
 		--backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts
+
+# Optuna Dashboard on sweep NAME's study, on loopback only: the journal beside
+# its folder in STORAGE (default ray_results), or OPTUNA_STORAGE when the
+# sweep was given one. PBT and PB2 sweeps have no study.
+optuna-dashboard: install
+	$(BIN)/tune-rl optuna-dashboard $(NAME) --port $(OPTUNA_PORT) \
+		$(if $(STORAGE),--storage-path $(STORAGE)) \
+		$(if $(OPTUNA_STORAGE),--optuna-storage $(OPTUNA_STORAGE))
 
 clean:
 	rm -rf ray_results mlartifacts mlflow.db .pytest_cache

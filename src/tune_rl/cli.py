@@ -26,6 +26,7 @@ OVERRIDES = {
     "name": "name",
     "max_concurrent": "max_concurrent",
     "search": "search",
+    "optuna_storage": "optuna_storage",
 }
 
 
@@ -46,6 +47,9 @@ def _sweep_options() -> argparse.ArgumentParser:
     options.add_argument("--storage-path", help="where results go (default ./ray_results)")
     options.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
     options.add_argument("--experiment", help="MLflow experiment (default <env>-<algo>)")
+    options.add_argument("--optuna-storage",
+                         help="where the Optuna study is kept: an RDB URL (postgresql://...) "
+                              "or a journal file (default <storage-path>/<name>.optuna.journal)")
     options.add_argument("--resume", action="store_true",
                          help="continue the interrupted sweep --name from its storage folder")
     options.add_argument("--resume-if-unfinished", action="store_true",
@@ -163,6 +167,16 @@ def _parser() -> argparse.ArgumentParser:
                           help="keep one agent step in N (default 1: every step, 15 images "
                                "a second on Breakout); each image is then shown N times "
                                "longer")
+
+    dashboard = commands.add_parser(
+        "optuna-dashboard", help="serve a sweep's Optuna study in Optuna Dashboard, on "
+                                 "127.0.0.1 (make optuna-dashboard)")
+    dashboard.add_argument("sweep", help="the sweep's name")
+    dashboard.add_argument("--port", type=int, default=8080, help="default 8080")
+    dashboard.add_argument("--storage-path", default="ray_results",
+                           help="where the sweep is (default ./ray_results)")
+    dashboard.add_argument("--optuna-storage",
+                           help="the study's storage, if the sweep was given one")
 
     links = commands.add_parser(
         "ui-links", help="the MLflow UI's runs list of each experiment (make mlflow-ui)")
@@ -449,6 +463,12 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_list()
         if args.command == "ui-links":
             return _cmd_ui_links(args)
+        if args.command == "optuna-dashboard":
+            from tune_rl.storage import Storage
+            from tune_rl.study import default_journal, serve_dashboard
+
+            return serve_dashboard(args.optuna_storage or default_journal(
+                Storage(args.storage_path), args.sweep), args.sweep, args.port)
         if args.command == "submit":
             return _cmd_submit(args)
         if args.command == "reference":

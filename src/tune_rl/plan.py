@@ -31,6 +31,7 @@ from tune_rl.spaces import (
 )
 from tune_rl.spec import SweepSpec
 from tune_rl.storage import StoredFile, check_reachable, is_uri
+from tune_rl.study import check_new_study, describe_study, study_location
 
 
 @dataclass
@@ -213,6 +214,7 @@ class SweepPlan:
             "storage": spec.sweep_location,
             "disk": self._disk(),
             "mlflow": f"{spec.tracking_uri} experiment {spec.experiment!r}",
+            "optuna_study": describe_study(self),
             "spec_file": spec.spec_file,
         }
 
@@ -343,6 +345,8 @@ def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None
     if not resume and state == "unfinished":
         raise UsageError(f"sweep {spec.name!r} exists in {spec.storage_path} and did not "
                          "finish: add --resume to continue it, or pass a new --name")
+    if not resume and not plan.mutable and not plan.configs and study_location(spec):
+        check_new_study(study_location(spec), spec.name)
     return plan
 
 

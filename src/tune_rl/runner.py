@@ -30,6 +30,7 @@ from tune_rl.search import (
 )
 from tune_rl.spaces import space_summary
 from tune_rl.spec import SweepSpec
+from tune_rl.study import open_storage, study_location
 from tune_rl.trainable import ENV_STEPS, LAST_EVAL_SCORE, SCORE
 
 
@@ -116,7 +117,10 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
                                     plan.mutable)
     else:
         # Outermost, so that Tune saves its count of seeds with the sweep.
-        optuna = make_searcher(spec.search, spec.seed, spec.trials)
+        location = study_location(spec)
+        optuna = make_searcher(spec.search, spec.seed, spec.trials, ENV_STEPS,
+                               storage=location and open_storage(location),
+                               study_name=spec.name)
         searcher = SeededTrials(ConcurrencyLimiter(optuna, max_concurrent=concurrency),
                                 spec.seed)
     return tune.Tuner(

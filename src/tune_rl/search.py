@@ -2,7 +2,7 @@
 
 Data (the names a sweep file may use) and the one place that turns a name
 into Tune's searcher and scheduler. TPE and random search go through
-OptunaSearch, so resume, the trial table and MLflow see the same thing
+OptunaSearch (StudySearch), so resume, the trial table and MLflow see the same thing
 whichever is used; OptunaSearch forces Optuna's NopPruner, so early stopping
 is Tune's scheduler.
 
@@ -15,10 +15,12 @@ and the scheduler does the rest.
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any
 
 from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
 
 SEARCHERS = {
     "tpe": "Optuna TPE",
@@ -52,8 +54,12 @@ def startup_trials(trials: int) -> int:
     return max(3, trials // 4)
 
 
-def make_searcher(name: str, seed: int, trials: int):
-    """OptunaSearch with TPE or random sampling, seeded.
+def make_searcher(name: str, seed: int, trials: int, time_attr: str, storage=None,
+                  study_name: str | None = None):
+    """StudySearch with TPE or random sampling, seeded, reporting at `time_attr`.
+
+    `storage` (an Optuna storage, study.open_storage) keeps the study where
+    optuna-dashboard can open it, as `study_name`; None keeps it in memory.
 
     Optuna 5's TPESampler is already multivariate for one objective (its
     `multivariate=None` means so, `_is_multivariate`) and already a constant
@@ -61,12 +67,73 @@ def make_searcher(name: str, seed: int, trials: int):
     differ. Only its random start is sized here (`startup_trials`).
     """
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
     sampler = (optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(trials),
                                           multivariate=True, constant_liar=True)
                if name == "tpe" else optuna.samplers.RandomSampler(seed=seed))
-    return OptunaSearch(sampler=sampler)
+    return StudySearch(time_attr, sampler=sampler, storage=storage, study_name=study_name)
+
+
+class StudySearch(OptunaSearch):
+    """Tune's OptunaSearch, whose study shows each trial's curve by env steps
+    and survives --resume whole.
+
+    Intermediate values: Ray 2.60's OptunaSearch.on_trial_result reports
+    every result at its `training_iteration` (optuna_search.py: `step =
+    result[TRAINING_ITERATION]`), NaN included, which our results carry in
+    `eval_score` between evaluations (trainable.py). Here a trial reports its
+    selected score at `time_attr` (env steps), and only when it has one. Tune
+    never passes a trial's last result to on_trial_result, only to
+    on_trial_complete (tune_controller.py, _process_trial_result: "Only
+    updating search alg if the trial is not to be stopped"), so that result,
+    the final evaluation, is reported there (seen: curves ending one
+    evaluation short of the value told).
+
+    Resume: Tune pickles this searcher, its study object included, with the
+    sweep now and then (searcher-state-*.pkl), while a study in storage moves
+    on between saves. On restore, trials the study started after the save
+    (their Tune trials are lost with the kill; the resumed search proposes
+    others) are marked FAIL rather than left RUNNING for ever, and trials it
+    finished after the save are not written to again: Optuna refuses to
+    update a finished trial (UpdateFinishedTrialError), so the value told
+    first stays. Each Optuna trial names its Tune trial (user attr
+    `tune_trial_id`).
+    """
+
+    def __init__(self, time_attr: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.time_attr = time_attr
+
+    def suggest(self, trial_id: str):
+        config = super().suggest(trial_id)
+        self._ot_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        value = result.get(self.metric)
+        if (trial_id in self._completed_trials or not isinstance(value, (int, float))
+                or not math.isfinite(value)):
+            return
+        self._ot_trials[trial_id].report(value, int(result[self.time_attr]))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        if result:  # a trial's last result reaches only this (see the class docstring)
+            self.on_trial_result(trial_id, result)
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+    def restore(self, checkpoint_path: str) -> None:
+        from optuna.trial import TrialState
+
+        super().restore(checkpoint_path)
+        if self._ot_study is None:
+            return
+        known = {trial.number: trial_id for trial_id, trial in self._ot_trials.items()}
+        for trial in self._ot_study.get_trials(deepcopy=False):
+            if trial.state == TrialState.RUNNING and trial.number not in known:
+                self._ot_study.tell(trial.number, state=TrialState.FAIL)
+            elif trial.state.is_finished() and trial.number in known:
+                self._completed_trials.add(known[trial.number])
 
 
 def make_scheduler(name: str, time_attr: str, max_t: int, grace: int, reduction_factor: int

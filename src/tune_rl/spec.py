@@ -99,6 +99,9 @@ class SweepSpec:
     # MLflow's own MLFLOW_TRACKING_URI, when set, else the embedded SQLite store.
     tracking_uri: str = field(
         default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"))
+    # Where the Optuna study is kept (study.py): an RDB URL (postgresql://...)
+    # or a journal file; empty: a journal beside the sweep's folder.
+    optuna_storage: str = ""
     spec_file: str = ""
     profile_from: str = ""  # which part of the sweep file gave the profile
 
