@@ -8,10 +8,12 @@ import math
 import re
 import sys
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from tune_rl import selection
+from tune_rl.cost import history_cost
 from tune_rl.search import SEED
 from tune_rl.trainable import DIVERGED, ENV_STEPS, EVAL_SCORE, SCORE
 
@@ -41,6 +43,7 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
         checkpoint, saved_with = (None, {}) if result.error else best_checkpoint(result, metric)
         params = dict(result.config or {})  # None for a trial that failed to start
         seed = params.pop(SEED, None)
+        cost = history_cost(history.to_dict("records") if history is not None else [])
         trials.append({
             "trial": Path(result.path).name,
             "trial_id": metrics.get("trial_id") or Path(result.path).name.rsplit("_", 1)[-1],
@@ -53,6 +56,11 @@ def summarize(plan, results, concurrency: int) -> dict[str, Any]:
             "eval_score": selection.finite(evaluated.iloc[-1]) if len(evaluated) else None,
             "env_steps": steps,
             "iterations": int(metrics.get("training_iteration", 0) or 0),
+            # What the trial cost, on which machine (cost.py says what is counted).
+            "cpu_seconds": round(cost["cpu_seconds"], 1),
+            "gpu_seconds": round(cost["gpu_seconds"], 1),
+            "cpu": cost["cpu"],
+            "gpu": cost["gpu"],
             "node_id": metrics.get("node_id"),
             "checkpoint": spec.storage.location_of(checkpoint.path) if checkpoint else None,
             # The selected score that checkpoint was saved with, and when.
@@ -118,22 +126,56 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def aligned(header: list[str], rows: list[list[str]], right: Collection[int] = ()) -> list[str]:
+    """A table as lines: columns two spaces apart, the header (a cell may hold
+    two lines, "env\nsteps") over a rule; the columns numbered in `right`
+    right-aligned."""
+    heads = [h.split("\n") for h in header]
+    height = max(map(len, heads), default=1)
+    heads = [[""] * (height - len(h)) + h for h in heads]
+    widths = [max(len(c) for c in [*heads[i], *(r[i] for r in rows)])
+              for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return ([line([h[k] for h in heads]) for k in range(height)]
+            + [line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def machine(trial: dict[str, Any]) -> str:
+    """The kind of machine a trial ran on: CPU model and GPU."""
+    if not trial.get("cpu"):
+        return "-"  # no result: failed before its first
+    return f"{trial['cpu']}, GPU {trial.get('gpu') or 'none'}"
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     trials = summary["trials"]
     params = list(trials[0]["params"]) if trials else []
-    header = ["trial", "status", "eval score", "train score", "env steps", "seed", *params]
+    # The machine is a column only where trials ran on different kinds.
+    machines = {machine(t) for t in trials if t.get("cpu")}
+    by_machine = len(machines) > 1
+    header = ["trial", "status", "eval score", "train score", "env steps", "cpu s", "gpu s",
+              *["machine"] * by_machine, "seed", *params]
     rows = [[t["trial"], t["status"], _fmt(t["eval_score"]), _fmt(t["score"]),
-             str(t["env_steps"]), _fmt(t["seed"]), *[_fmt(t["params"].get(p)) for p in params]]
+             str(t["env_steps"]), _seconds(t.get("cpu_seconds")), _seconds(t.get("gpu_seconds")),
+             *[machine(t)] * by_machine, _fmt(t["seed"]),
+             *[_fmt(t["params"].get(p)) for p in params]]
             for t in sorted(trials, key=lambda t: -(t["selected_score"]
                                                     if t["selected_score"] is not None
                                                     else -math.inf))]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [f"Sweep {summary['sweep']}: {summary['algo']} on {summary['env']} "
              f"({summary['profile']}), {len(trials)} trials, {summary['failed']} failed",
              f"Chosen by {summary['metric']}, at each trial's last report",
-             "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+             *aligned(header, rows)]
+    if len(machines) == 1:
+        lines.append(f"Machine: {next(iter(machines))}")
     best = summary["best"]
     if best:
         chosen = "eval score" if summary.get("select") == "eval" else "train score"

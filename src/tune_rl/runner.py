@@ -31,7 +31,7 @@ from tune_rl.search import (
 from tune_rl.spaces import space_summary
 from tune_rl.spec import SweepSpec
 from tune_rl.study import open_storage, study_location
-from tune_rl.trainable import ENV_STEPS, LAST_EVAL_SCORE, SCORE
+from tune_rl.trainable import ENV_STEPS
 
 
 def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None,
@@ -45,8 +45,9 @@ def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None,
     its MLflow runs are marked KILLED until `--resume` reopens them. An error
     marks them FAILED, with the traceback as the parent's `error.txt`.
     """
-    # Tune's new output engine ignores progress_reporter; ours shows only the
-    # searched parameters, not the whole RLlib config.
+    # Tune's new output engine ignores progress_reporter; ours fits 100
+    # columns (progress.py). RAY_AIR_NEW_OUTPUT=1 in the environment still
+    # chooses Tune's engine.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from tune_rl.tracking import MLflowTracking, sweep_tags
 
@@ -153,16 +154,34 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
                 checkpoint_at_end=True,
             ),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            progress_reporter=tune.CLIReporter(
-                parameter_columns=list(plan.space),
-                metric_columns={SCORE: "score", LAST_EVAL_SCORE: "eval score",
-                                ENV_STEPS: "env steps", "training_iteration": "iter"},
-                max_report_frequency=30,
-            ),
+            progress_reporter=progress_reporter(plan, scheduler),
             callbacks=[tracking, target_saved],
             verbose=1,
         ),
     )
+
+
+PROGRESS_EVERY_S = 30  # the same in a terminal and in a log (CI, a Ray job's)
+
+
+def progress_reporter(plan: SweepPlan, scheduler):
+    """The sweep's progress in 100 columns (progress.py)."""
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    from tune_rl.estimate import asha_env_steps
+    from tune_rl.progress import SweepProgress
+
+    spec = plan.spec
+    trials = len(plan.configs) if plan.configs else spec.trials
+    planned = (asha_env_steps(trials, spec.grace_env_steps, spec.max_env_steps,
+                              spec.reduction_factor)
+               if isinstance(scheduler, AsyncHyperBandScheduler) else None)
+    params = list(plan.configs[0]) if plan.configs else list(plan.space)
+    return SweepProgress(name=spec.name, algo=plan.preset.name,
+                         params=[p for p in params if p != SEED],
+                         trials=trials, max_env_steps=spec.max_env_steps,
+                         planned_env_steps=planned,
+                         max_report_frequency=PROGRESS_EVERY_S)
 
 
 def _param_space(plan: SweepPlan) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from ray.tune import Callback
 
+from tune_rl.cost import COST, TrialCost
 from tune_rl.redaction import redact, redacted_copy, secret_values
 from tune_rl.storage import StoredFile
 from tune_rl.trainable import (
@@ -129,6 +130,7 @@ class MLflowTracking(Callback):
         # a trial (re)starts: a trial restored from its checkpoint repeats the
         # steps since, and its metric histories must not go back in steps.
         self.last_step: dict[str, int] = {}
+        self.costs: dict[str, TrialCost] = {}  # Tune trial id -> its cost so far
         # Which MLflow runs belong to this sweep, on disk beside Tune's own
         # state, so that a resumed sweep appends to its runs rather than
         # duplicating them (Tune restores this callback from its pickle).
@@ -194,6 +196,9 @@ class MLflowTracking(Callback):
         best = summary.get("best") or {}
         now = int(time.time() * 1000)
         metrics = [Metric("best_score", float(best["selected_score"]), now, 0)] if best else []
+        # The whole sweep's cost: its trials' (cost.py says what is counted).
+        metrics += [Metric(k, float(sum(t.get(k) or 0.0 for t in summary["trials"])), now, 0)
+                    for k in ("cpu_seconds", "gpu_seconds")]
         params = [Param(f"best.{k}", str(v)) for k, v in (best.get("params") or {}).items()]
         if best:
             params += [Param("best.trial", best["trial"]), Param("best.seed", str(best["seed"])),
@@ -235,6 +240,7 @@ class MLflowTracking(Callback):
         # from its pickle picks up the trial runs recorded since.
         self.load_state()
         self.last_step = {}
+        self.costs = {}
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         if trial.trial_id in self.trial_runs:  # a retried or resumed trial keeps its run
@@ -279,15 +285,21 @@ class MLflowTracking(Callback):
         run_id = self._run_of(trial)
         step = int(result.get(ENV_STEPS, 0))
         if trial.trial_id not in self.last_step:
-            logged = self.client.get_run(run_id).data.metrics.get("env_steps")
-            self.last_step[trial.trial_id] = -1 if logged is None else int(logged)
+            logged = self.client.get_run(run_id).data.metrics
+            self.last_step[trial.trial_id] = int(logged.get("env_steps", -1))
+            # A resumed sweep's trial goes on from the cost MLflow holds (cost.py).
+            self.costs.setdefault(trial.trial_id, TrialCost(logged.get("cpu_seconds", 0.0),
+                                                            logged.get("gpu_seconds", 0.0)))
+        cost = self.costs[trial.trial_id].add(result)  # redone steps cost again
         if step <= self.last_step[trial.trial_id]:
             return  # repeated after a restore: MLflow holds the first run of it
         self.last_step[trial.trial_id] = step
         now = int(time.time() * 1000)
         tags = [RunTag("copied_from", result[COPIED_FROM])] if result.get(COPIED_FROM) else []
+        machine = result.get(COST) or {}
+        tags += [RunTag(f"machine.{k}", str(machine[k])) for k in ("cpu", "gpu") if k in machine]
         self.client.log_batch(run_id, tags=tags, metrics=[
-            Metric(k, v, now, step) for k, v in trial_metrics(result).items()])
+            Metric(k, v, now, step) for k, v in {**trial_metrics(result), **cost}.items()])
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         last = trial.last_result or {}
@@ -401,11 +413,12 @@ def trials_csv(trials: list[dict[str, Any]]) -> str:
     params = sorted({k for t in trials for k in t["params"]})
     out = io.StringIO()
     writer = csv.writer(out)
+    cost = ["cpu_seconds", "gpu_seconds", "cpu", "gpu"]
     writer.writerow(["trial", "status", "selected_score", "eval_score", "score", "env_steps",
-                     "seed", *params, "checkpoint", "checkpoint_score", "error"])
+                     *cost, "seed", *params, "checkpoint", "checkpoint_score", "error"])
     for t in trials:
         writer.writerow([t["trial"], t["status"], t["selected_score"], t["eval_score"],
-                         t["score"], t["env_steps"], t["seed"],
+                         t["score"], t["env_steps"], *[t.get(k) for k in cost], t["seed"],
                          *[t["params"].get(p) for p in params], t["checkpoint"],
                          t["checkpoint_score"], t["error"]])
     return out.getvalue()

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import pickle
+import time
 from collections import deque
 from typing import Any
 
@@ -19,6 +20,7 @@ import ray
 from ray.tune.result import TRIAL_INFO
 
 from tune_rl.config import TrialSettings, build_config
+from tune_rl.cost import COST, actor_cost
 from tune_rl.envs import SCORE_KEY, EnvChoice
 from tune_rl.evaluation import MAX_FRAMES_PER_GAME
 from tune_rl.presets import Preset
@@ -173,6 +175,7 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
 
     class SweepTrial(algo_cls):
         def __init__(self, config: dict[str, Any] | None = None, **kwargs):
+            self._started = time.time()  # GPU seconds count from here (cost.py)
             import torch
 
             # Concurrent trials would each take every core otherwise.
@@ -196,6 +199,9 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
             self._trial_info = trial_info  # so results carry the real trial id
             # Which node runs this trial, for sweeps on a cluster.
             self._node_id = ray.get_runtime_context().get_node_id()
+            # What Ray reserved for the whole trial (its placement group).
+            self._gpus = float(type(self).default_resource_request(
+                self.config).required_resources.get("GPU", 0))
 
         @classmethod
         def default_resource_request(cls, config):
@@ -237,6 +243,7 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
                 result["done"] = True
             self._last_result = {SCORE: result[SCORE], EVAL_SCORE: result[EVAL_SCORE],
                                  ENV_STEPS: steps, "iteration": self.iteration + 1}
+            result[COST] = actor_cost(self, self._started, self._gpus)  # evaluation included
             return result
 
         def _evaluation_due(self, iteration: int, steps: int) -> bool:
