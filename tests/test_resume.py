@@ -19,11 +19,13 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import assert_study_holds, saved_study
 from tune_rl.search import trial_seed
+from tune_rl.study import open_storage
 
 SPEC = """\
 algo: PPO
@@ -93,6 +95,17 @@ def check_resumed(tmp: Path) -> None:
     # proposed the third trial after the resume, holds the first trial,
     # finished before the kill, with its score.
     assert_study_holds(saved_study(sweep), summary["trials"])
+    # The study Optuna Dashboard opens, the journal beside the sweep, is that
+    # one, each trial once (none orphaned by the kill), with a curve at every
+    # evaluation (checkpoints, every 800 env steps) that ends at its value.
+    journal = optuna.load_study(study_name="interrupted", storage=open_storage(
+        str(sweep.parent / "interrupted.optuna.journal")))
+    assert_study_holds(journal, summary["trials"])
+    assert len(journal.trials) == 3
+    for trial in journal.trials:
+        assert sorted(trial.intermediate_values) == list(
+            range(CHECKPOINT_INTERVAL, MAX_STEPS + 1, CHECKPOINT_INTERVAL))
+        assert trial.intermediate_values[MAX_STEPS] == pytest.approx(trial.value)
     # Each trial its own seed: the third, proposed after the resume, the next
     # of the sweep's seeds (Tune restored the count with the searcher).
     assert sorted(t["seed"] for t in summary["trials"]) == sorted(
