@@ -56,8 +56,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# ALGO=all: one sweep per algorithm at the same budget, then a leaderboard
+# (tune-rl compare; RESUME=1 NAME=... continues an interrupted one).
 sweep: install
+ifeq ($(ALGO),all)
+	$(BIN)/tune-rl compare --profile $(PROFILE) $(if $(ENV),--env $(ENV)) \
+		$(if $(TRIALS),--trials $(TRIALS)) $(if $(STEPS),--max-env-steps $(STEPS)) \
+		$(if $(SEED),--seed $(SEED)) $(if $(NAME),--name $(NAME)) $(if $(RESUME),--resume) \
+		$(if $(STORAGE),--storage-path $(STORAGE)) \
+		$(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI)) $(ARGS)
+else
 	$(BIN)/tune-rl sweep $(SWEEP_FLAGS)
+endif
 
 # The same sweep as a Ray job on a cluster: ADDRESS is its dashboard,
 # http://<head>:8265; STORAGE a folder every node mounts (or s3://...);

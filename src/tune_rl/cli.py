@@ -87,6 +87,28 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", help="the algorithms, their search spaces and sweep files")
 
+    compare = commands.add_parser(
+        "compare", help="one sweep per algorithm at the same budget, then a leaderboard "
+                        "(make sweep ALGO=all)")
+    compare.add_argument("--algos", default="all",
+                         help="all (default) or a comma-separated list, e.g. PPO,DQN")
+    compare.add_argument("--profile", default="quick", help="every sweep's profile "
+                                                            "(default quick)")
+    compare.add_argument("--env", help="breakout or cartpole")
+    compare.add_argument("--trials", type=int,
+                         help="trials per algorithm (default: the first algorithm's profile's)")
+    compare.add_argument("--max-env-steps", type=int, help="env steps per trial (default: "
+                                                           "the first algorithm's profile's)")
+    compare.add_argument("--seed", type=int, help="every sweep's seed")
+    compare.add_argument("--storage-path", help="where results go (default ./ray_results)")
+    compare.add_argument("--tracking-uri", help="MLflow store (default sqlite:///mlflow.db)")
+    compare.add_argument("--resume", action="store_true",
+                         help="continue the comparison --name: finished sweeps are read, "
+                              "the interrupted one resumed, the rest run")
+    compare.add_argument("--name", help="the comparison's name (default "
+                                        "compare-<env>-<profile>-<time>); each sweep is "
+                                        "<name>-<algo>")
+
     reference = commands.add_parser(
         "reference", help="run an algorithm's published reference configuration (one "
                           "trial) and draw its curve beside the published one")
@@ -455,6 +477,39 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import time
+
+    from tune_rl.compare import (
+        algorithms,
+        format_leaderboard,
+        run_comparison,
+        sweep_spec_loader,
+    )
+
+    if args.resume and not args.name:
+        raise UsageError("--resume needs --name: the comparison to continue")
+    algos = algorithms(args.algos)
+    overrides = {f: getattr(args, f) for f in ("env", "trials", "max_env_steps", "seed",
+                                               "storage_path", "tracking_uri")}
+    load = sweep_spec_loader(args.profile, overrides, algos)
+    first = load(algos[0], "x")
+    name = args.name or f"compare-{first.env}-{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for algo in algos:  # every sweep planned before the first starts
+        load(algo, f"{name}-{algo}")
+    print(f"Comparison {name}: {', '.join(algos)} on {first.env}, {first.trials} trials x "
+          f"{first.max_env_steps} env steps each", flush=True)
+    board = run_comparison(name, algos, load, resume=args.resume)
+    if board.get("interrupted"):
+        print(f"\nComparison {name} interrupted. Resume it with:\n"
+              f"  {resume_command(sys.argv, name)}", file=sys.stderr)
+        return 130
+    print("\n" + format_leaderboard(board))
+    for path in board["files"]:
+        print(f"Leaderboard: {path}")
+    return 0 if any(r["status"] == "OK" for r in board["rows"]) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_library_logs()
@@ -471,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
                 Storage(args.storage_path), args.sweep), args.sweep, args.port)
         if args.command == "submit":
             return _cmd_submit(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         if args.command == "reference":
             return _cmd_reference(args)
         if args.command in ("confirm", "best", "train", "evaluate"):

@@ -77,10 +77,13 @@ class Storage:
             return f.read().decode()
 
     def write_text(self, name: str, text: str) -> None:
+        self.write_bytes(name, text.encode())
+
+    def write_bytes(self, name: str, data: bytes) -> None:
         """Whole or not at all: written beside, then moved into place."""
         self.fs.create_dir(os.path.dirname(self.path(name)), recursive=True)
         with self.fs.open_output_stream(self.path(name) + ".tmp") as f:
-            f.write(text.encode())
+            f.write(data)
         self.fs.move(self.path(name) + ".tmp", self.path(name))
 
     def move(self, name: str, new_name: str) -> None:
