@@ -121,16 +121,19 @@ def test_a_new_sweep_under_a_used_name_is_refused_before_it_starts(sweep):
                            optuna_storage=str(root / "ray_results" / "dash.optuna.journal")))
 
 
-def test_a_resumed_study_drops_orphans_and_leaves_finished_trials_alone(tmp_path):
+@pytest.mark.parametrize("storage", ["s.journal", "sqlite:///{tmp}/s.db"])
+def test_a_resumed_study_drops_orphans_and_leaves_finished_trials_alone(storage, tmp_path):
     """What Tune does on --resume: a new searcher restored from the state it
     saved. Trial b was proposed after that save (its Tune trial died with the
     process), trial a finished after it (Tune runs it again from its last
-    checkpoint and reports again)."""
+    checkpoint and reports again). In a journal and in an RDB (--optuna-storage)."""
     from ray import tune
 
+    location = (storage.format(tmp=tmp_path) if "://" in storage else str(tmp_path / storage))
+
     def searcher():
-        return make_searcher("random", 0, 3, "steps",
-                             storage=open_storage(str(tmp_path / "s.journal")), study_name="s")
+        return make_searcher("random", 0, 3, "steps", storage=open_storage(location),
+                             study_name="s")
 
     first = searcher()
     first.set_search_properties("score", "max", {"lr": tune.loguniform(1e-4, 1e-2)})
@@ -148,7 +151,7 @@ def test_a_resumed_study_drops_orphans_and_leaves_finished_trials_alone(tmp_path
     resumed.suggest("c")
     resumed.on_trial_complete("c", {"score": 3.0, "steps": 300})
 
-    study = optuna.load_study(study_name="s", storage=open_storage(str(tmp_path / "s.journal")))
+    study = optuna.load_study(study_name="s", storage=open_storage(location))
     states = {t.user_attrs["tune_trial_id"]: (t.state.name, t.value) for t in study.trials}
     assert states == {"a": ("COMPLETE", 2.0), "b": ("FAIL", None), "c": ("COMPLETE", 3.0)}
     assert study.trials[0].intermediate_values == {100: 1.0, 300: 2.0}
