@@ -43,7 +43,7 @@ SWEEP_FLAGS = --profile $(PROFILE) \
 	$(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI)) \
 	$(if $(ADDRESS),--address $(ADDRESS)) $(ARGS)
 
-.PHONY: install chromium sweep submit reference dry-run list confirm best train evaluate test lint bench bench-quick bench-gpu bench-profiles bench-search mlflow-ui optuna-dashboard clean
+.PHONY: install chromium sweep submit reference dry-run list confirm best train evaluate report test lint bench bench-quick bench-gpu bench-profiles bench-search mlflow-ui optuna-dashboard clean
 
 install: $(STAMP)
 
@@ -117,6 +117,17 @@ evaluate: install
 	$(BIN)/tune-rl evaluate $(if $(SOURCE),$(SOURCE),--sweep $(NAME)) --episodes $(EPISODES) \
 		$(if $(GIF),--gif $(GIF)) $(if $(STORAGE),--storage-path $(STORAGE)) \
 		$(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI))
+
+# Sweep NAME as one self-contained HTML file (settings, trials, curves, Optuna's
+# plots, confirmation), also logged to its MLflow run: REPORT the file
+# (default <storage>/<NAME>/report.html); GIF a GIF to show, or WITH_GIF=1 to
+# record the winner playing (3 greedy games, the first shown).
+REPORT   ?=
+WITH_GIF ?=
+report: install
+	$(BIN)/tune-rl report $(NAME) $(if $(REPORT),-o $(REPORT)) $(if $(GIF),--gif $(GIF)) \
+		$(if $(WITH_GIF),--with-gif) \
+		$(if $(STORAGE),--storage-path $(STORAGE)) $(if $(TRACKING_URI),--tracking-uri $(TRACKING_URI))
 
 # Installs Chromium with apt-get when it is missing and root or sudo can;
 # otherwise says how, and stops before a run that would fail.

@@ -1,4 +1,5 @@
-"""The tune-rl command line: sweep, submit, reference, confirm, best, train, evaluate, ...
+"""The tune-rl command line: sweep, submit, reference, confirm, best, train, evaluate,
+report, ...
 
 Exit codes: 0 when at least one trial succeeded, 1 when none did, 2 for bad
 input (reported before Ray starts), 130 when interrupted. `submit` exits
@@ -189,6 +190,24 @@ def _parser() -> argparse.ArgumentParser:
                           help="keep one agent step in N (default 1: every step, 15 images "
                                "a second on Breakout); each image is then shown N times "
                                "longer")
+
+    report = commands.add_parser(
+        "report", help="a finished sweep as one self-contained HTML file (settings, trials, "
+                       "learning curves, Optuna's plots, confirmation, the winner playing), "
+                       "also logged to its MLflow run")
+    report.add_argument("sweep", help="the sweep's name (its folder under --storage-path)")
+    report.add_argument("-o", "--output",
+                        help="the HTML file (default report.html in the sweep's folder)")
+    report.add_argument("--storage-path", default="ray_results",
+                        help="where the sweep is (default ./ray_results)")
+    report.add_argument("--tracking-uri", help="MLflow store (default: the sweep's)")
+    report.add_argument("--gif", help="a GIF of the winner playing to show (e.g. one "
+                                      "tune-rl evaluate --gif wrote)")
+    report.add_argument("--with-gif", action="store_true",
+                        help="record one: the sweep's best plays --episodes greedy games, as "
+                             "tune-rl evaluate --gif plays them; the first game is shown")
+    report.add_argument("--episodes", type=int, default=3,
+                        help="games --with-gif plays (default 3)")
 
     dashboard = commands.add_parser(
         "optuna-dashboard", help="serve a sweep's Optuna study in Optuna Dashboard, on "
@@ -477,6 +496,40 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from tune_rl.storage import Storage
+    from tune_rl.sweep_report import build_report, load_finished, log_report, record_gif
+
+    started = time.monotonic()
+    if args.gif and args.with_gif:
+        raise UsageError("--gif shows a GIF you have, --with-gif records one: pass one of them")
+    if args.gif and not Path(args.gif).is_file():
+        raise UsageError(f"--gif {args.gif!r}: no such file")
+    if args.episodes < 1:
+        raise UsageError(f"--episodes must be at least 1, got {args.episodes}")
+    output = Path(args.output) if args.output else None
+    if output and not output.parent.is_dir():
+        raise UsageError(f"-o {args.output!r}: folder {str(output.parent)!r} does not exist")
+    summary = load_finished(args.sweep, args.storage_path)
+    storage = Storage(args.storage_path)
+    if output is None:  # beside the summary; a sweep on cloud storage's in this folder
+        output = (Path(f"{args.sweep}-report.html") if storage.scheme
+                  else Path(storage.path(args.sweep)) / "report.html")
+    gif = None
+    if args.gif:
+        gif = Path(args.gif).read_bytes(), f"{args.gif} (given with --gif)"
+    elif args.with_gif:
+        gif = record_gif(args.sweep, args.storage_path, args.tracking_uri, args.episodes)
+    output.write_text(build_report(summary, storage, gif))
+    print(f"Report: {output} ({output.stat().st_size / 1e6:.2f} MB, "
+          f"{time.monotonic() - started:.1f} s)")
+    print(log_report(output, summary, args.tracking_uri))
+    return 0
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     import time
 
@@ -530,9 +583,9 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_compare(args)
         if args.command == "reference":
             return _cmd_reference(args)
-        if args.command in ("confirm", "best", "train", "evaluate"):
+        if args.command in ("confirm", "best", "train", "evaluate", "report"):
             return {"confirm": _cmd_confirm, "best": _cmd_best, "train": _cmd_train,
-                    "evaluate": _cmd_evaluate}[args.command](args)
+                    "evaluate": _cmd_evaluate, "report": _cmd_report}[args.command](args)
         return _cmd_sweep(args)
     except UsageError as err:
         print(f"tune-rl: error: {err}", file=sys.stderr)

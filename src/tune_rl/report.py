@@ -212,18 +212,22 @@ def mlflow_line(mlflow: dict[str, Any]) -> str:
 
 
 def optuna_figures(space: dict[str, Any], trials: list[dict[str, Any]]) -> dict[str, Any]:
-    """Optuna's own plots of the sweep, as matplotlib figures by name.
+    """Optuna's own plots of the sweep, as matplotlib figures by name; a plot
+    Optuna cannot make from the trials is left out, and stderr says why."""
+    figures, left_out = study_figures(rebuilt_study(space, trials))
+    for name, why in left_out.items():
+        print(f"tune-rl: Optuna's {name} plot is left out: {why}", file=sys.stderr)
+    return figures
 
-    The study is rebuilt from the trials' results (each trial's selected score
-    at its last report, what Optuna was told)
-    with Optuna's public API, rather than read out of OptunaSearch's private
-    state; the distributions come from OptunaSearch's own conversion.
+
+def rebuilt_study(space: dict[str, Any], trials: list[dict[str, Any]]):
+    """The sweep's trials as an Optuna study: each trial's selected score at
+    its last report, what Optuna was told.
+
+    Built with Optuna's public API, rather than read out of OptunaSearch's
+    private state; the distributions come from OptunaSearch's own conversion.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import optuna
-    from optuna.visualization import matplotlib as plots
     from ray.tune.search.optuna import OptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -236,26 +240,35 @@ def optuna_figures(space: dict[str, Any], trials: list[dict[str, Any]]) -> dict[
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions={k: distributions[k] for k in params},
             value=trial["selected_score"]))
-    makers = {
-        "optimization_history": plots.plot_optimization_history,
-        "param_importances": plots.plot_param_importances,
-        "parallel_coordinate": plots.plot_parallel_coordinate,
-        "slice": plots.plot_slice,
-    }
-    figures = {}
-    for name, make in makers.items():
+    return study
+
+
+OPTUNA_PLOTS = ("optimization_history", "param_importances", "parallel_coordinate", "slice")
+
+
+def study_figures(study, names: Collection[str] = OPTUNA_PLOTS
+                  ) -> tuple[dict[str, Any], dict[str, str]]:
+    """Optuna's matplotlib plots `names` of `study`: the figures by name, and
+    for each plot Optuna could not make, why."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from optuna.visualization import matplotlib as plots
+
+    figures, left_out = {}, {}
+    for name in names:
         try:
             with warnings.catch_warnings():  # "experimental" notices, axis-limit notes
                 warnings.simplefilter("ignore")
-                axes = make(study)
+                axes = getattr(plots, f"plot_{name}")(study)
         # What Optuna raises when the trials cannot make the plot (importances
-        # need 2+ trials with different scores): said, and the others made.
+        # need 2+ trials with different scores).
         except (ValueError, RuntimeError) as err:
-            print(f"tune-rl: Optuna's {name} plot is left out: {err}", file=sys.stderr)
+            left_out[name] = str(err)
             continue
         first = axes.flat[0] if hasattr(axes, "flat") else axes
         figures[name] = first.figure
-    return figures
+    return figures, left_out
 
 
 def lineage_csv(pbt_log: str, trials: list[dict[str, Any]]) -> str:
