@@ -6,11 +6,14 @@ storage, written as the sweep runs:
 
 - by default, a journal file beside the sweep's folder,
   `<storage_path>/<name>.optuna.journal` (Optuna's JournalStorage): beside,
-  not in, because a resumed run ends by syncing its driver's copy of the
-  folder back over it, which would put back the copy taken at the resume;
+  not in, for the reason the MLflow run mapping is (plan.tracking_state_file):
+  a resumed run ends by syncing its driver's copy of the folder back over it,
+  which would put back the copy taken at the resume;
 - with `optuna_storage` (`--optuna-storage`), an RDB URL such as
   `postgresql://host/db` (for a cluster, where the dashboard runs elsewhere)
-  or a journal file path of one's choosing.
+  or a journal file path of one's choosing. The URL is pickled with the
+  searcher into the sweep's folder (Tune saves the searcher whole), so a
+  password is better left to the driver's own means (PGPASSWORD, .pgpass).
 
 The study is named after the sweep. On cloud storage (s3://...) with no
 `optuna_storage`, the study stays in memory (Optuna cannot write a journal
@@ -86,8 +89,8 @@ def check_new_study(location: str, name: str) -> None:
                          "postgresql://..., mysql://...) or a journal file path") from None
     if name in names:
         raise UsageError(f"{shown(location)} already holds an Optuna study named {name!r} "
-                         "(a sweep of that name ran before): pass a new --name, or --resume "
-                         "to continue it")
+                         "(a sweep of that name ran before), which this sweep would load and "
+                         "add to: pass a new --name, or delete that study first")
 
 
 def describe_study(plan) -> str:
