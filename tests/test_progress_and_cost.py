@@ -186,7 +186,7 @@ def test_rainbows_space_fits_100_columns_with_every_value_once():
         assert values_of(lines, str(trial)) == {k: short(v) for k, v in trial.config.items()}
     steps = sum(t.last_result.get("num_env_steps_sampled_lifetime", 0) for t in trials)
     assert f"Env steps: {steps:,} of 1,280,000 ({steps / 1_280_000:.0%})" in text
-    assert "ASHA, stopping trials at its rungs as planned, allows about 300,000" in text
+    assert "ASHA, cutting trials at its rungs as planned, allows about 300,000" in text
     # Printed once: a second report lists no trial's values again.
     assert not any(f"{t}: " in "\n".join(progress.lines(trials, False)) for t in trials)
 

@@ -2,9 +2,10 @@
 the sweep's env steps against its budget, with an estimate of the time left.
 
 Tune's CLIReporter (Ray 2.60, ray/tune/progress_reporter.py), given only the
-searched parameters and four metrics, printed lines of 236 characters for
-Rainbow's space and 351 for CartPole PPO's (measured), and its options
-(metric_columns, parameter_columns, max_column_length) cannot shorten them:
+searched parameters and four metrics, printed a table 226 characters wide and
+a best-trial line of 318 for a CartPole PPO sweep (measured; about 236 for
+Rainbow's table), and its options (metric_columns, parameter_columns,
+max_column_length) cannot shorten them:
 - every table has a "loc" column (node IP:pid, 15-21 characters);
 - numbers reach tabulate whole (`_max_len` shortens strings only), which
   prints 6 significant digits: lr 0.000129633;
@@ -103,7 +104,7 @@ class SweepProgress(CLIReporter):
         self.trials, self.max_env_steps = trials, max_env_steps
         self.planned_env_steps = planned_env_steps
         self._shown: set[str] = set()  # trials whose values were printed
-        self._since: tuple[float, int] | None = None  # (time, env steps) at the first report
+        self._since: tuple[float, int] | None = None  # (time, env steps) when first > 0
 
     def setup(self, start_time: float | None = None, **kwargs) -> None:
         super().setup(start_time=start_time, **kwargs)
@@ -184,7 +185,8 @@ class SweepProgress(CLIReporter):
         steps = sum(int((t.last_result or {}).get(ENV_STEPS) or 0) for t in trials)
         budget = self.trials * self.max_env_steps
         now = time.time()
-        if self._since is None:
+        if self._since is None and steps > 0:
+            # From the first env steps on: Ray's start-up is not the sweep's pace.
             self._since = (now, steps)
         out = wrap(f"Env steps: {steps:,} of {budget:,} ({steps / budget:.0%}), the budget: "
                    f"{self.trials} trials x {self.max_env_steps:,} (max_env_steps)")
@@ -192,13 +194,14 @@ class SweepProgress(CLIReporter):
         target = budget
         if planned is not None and planned < budget:
             target = planned if steps < planned else budget
-            done_share = (f"{steps / planned:.0%} done; it may let more run" if steps <= planned
-                          else "it let more run")
-            out += wrap(f"ASHA, stopping trials at its rungs as planned, allows about "
-                        f"{planned:,.0f} ({done_share})")
-        elapsed, gained = now - self._since[0], steps - self._since[1]
+            share = (f"{steps / planned:.0%} of that done" if steps <= planned
+                     else "it let more run")
+            out += wrap(f"ASHA, cutting trials at its rungs as planned, allows about "
+                        f"{planned:,.0f} ({share}; asynchronous, it may allow more or fewer)")
+        elapsed, gained = (now - self._since[0], steps - self._since[1]) if self._since else (0, 0)
         if done:
-            out += wrap(f"Done: {steps:,} env steps.")
+            took = duration(now - (self._start_time or now))
+            out += wrap(f"Done: {steps:,} env steps in {took}.")
         elif gained > 0 and elapsed > 0:
             rate = gained / elapsed
             out += wrap(f"Time left: about {duration(max(target - steps, 0) / rate)} to "
