@@ -34,6 +34,7 @@ from typing import Any
 
 from tune_rl import selection
 from tune_rl.errors import UsageError
+from tune_rl.search import POPULATION, SCHEDULERS, SEARCHERS
 from tune_rl.storage import Storage
 from tune_rl.trainable import ENV_STEPS, EVAL_SCORE, SCORE
 
@@ -117,7 +118,8 @@ def settings_section(summary: dict[str, Any]) -> str:
         ("Profile", summary["profile"]),
         ("Budget", f"{spec['trials']} trials x {spec['max_env_steps']:,} env steps, a "
                    f"result every >= {spec['min_env_steps_per_iteration']:,}"),
-        ("Search", spec["search"] + (" (fixed configurations)" if spec.get("params") else "")),
+        ("Search", "one fixed configuration" if spec.get("params")
+         else SEARCHERS.get(spec["search"], spec["search"])),
         ("Scheduler", scheduler(spec)),
         ("Seed", spec["seed"]),
         ("Winner chosen by", f"{summary['metric']}, at each trial's last report"),
@@ -133,19 +135,19 @@ def settings_section(summary: dict[str, Any]) -> str:
 
 
 def scheduler(spec: dict[str, Any]) -> str:
-    if spec["search"] in ("pbt", "pb2"):
-        return (f"{spec['search'].upper()}, perturbing every "
+    if spec["search"] in POPULATION:
+        return (f"{SEARCHERS[spec['search']]}, perturbing every "
                 f"{spec['perturbation_env_steps']:,} env steps")
     rungs = asha_rungs(spec)
     if rungs:
         return (f"ASHA: grace {spec['grace_env_steps']:,} env steps, reduction factor "
                 f"{spec['reduction_factor']}, rungs at " + ", ".join(f"{r:,}" for r in rungs))
-    return "none: every trial runs its whole budget"
+    return SCHEDULERS["none"]
 
 
 def asha_rungs(spec: dict[str, Any]) -> list[int]:
     """Where ASHA compared trials, in env steps; none for PBT, PB2 or no scheduler."""
-    if (spec["early_stopping"] != "asha" or spec["search"] in ("pbt", "pb2")
+    if (spec["early_stopping"] != "asha" or spec["search"] in POPULATION
             or spec.get("params") or spec["grace_env_steps"] <= 0):
         return []
     return selection.asha_milestones(spec["grace_env_steps"], spec["max_env_steps"],
@@ -282,7 +284,7 @@ def sweep_study(summary: dict[str, Any], storage: Storage):
     from tune_rl.study import default_journal, is_url, open_storage, shown
 
     spec, name = summary["spec"], summary["sweep"]
-    if spec["search"] in ("pbt", "pb2"):
+    if spec["search"] in POPULATION:
         return None, ("PBT and PB2 have no Optuna study: Tune's own generator draws their "
                       "population and the scheduler changes it as it trains (lineage.csv in "
                       "MLflow)")
