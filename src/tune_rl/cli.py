@@ -354,8 +354,9 @@ def _cmd_ui_links(args: argparse.Namespace) -> int:
     if not links:
         print(f"No sweeps in {args.tracking_uri} yet; the MLflow UI will be at {ui}")
         return 0
-    # MLflow 3 opens an experiment on its GenAI overview; these open its runs.
-    print(f"MLflow UI at {ui}; the runs of each experiment:")
+    # MLflow 3 opens an experiment on its GenAI overview; these open its runs,
+    # on the view of its latest sweep's trials (tracking.save_runs_view).
+    print(f"MLflow UI at {ui}; each experiment's runs, opened on its latest sweep's trials:")
     width = max(map(len, links))
     for name, url in links.items():
         print(f"  {name:{width}}  {url}")

@@ -199,16 +199,18 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def mlflow_line(mlflow: dict[str, Any]) -> str:
-    """Where the sweep's runs are: the runs list itself, not the experiment's overview."""
+    """Where the sweep's runs are: the runs list itself, not the experiment's
+    overview, opened on the sweep's trials where its view was saved."""
     from tune_rl.tracking import LOCAL_UI, runs_url
 
     uri, experiment_id = mlflow["tracking_uri"], mlflow.get("experiment_id")
     line = f"MLflow: {uri} experiment {mlflow['experiment']!r}"
     if experiment_id is None:
         return line
+    view = mlflow.get("view")
     if uri.startswith("sqlite:"):
-        return f"{line}: make mlflow-ui, then {runs_url(LOCAL_UI, experiment_id)}"
-    return f"{line}: {runs_url(uri, experiment_id)}"
+        return f"{line}: make mlflow-ui, then {runs_url(LOCAL_UI, experiment_id, view)}"
+    return f"{line}: {runs_url(uri, experiment_id, view)}"
 
 
 def optuna_figures(space: dict[str, Any], trials: list[dict[str, Any]]) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None,
     # columns (progress.py). RAY_AIR_NEW_OUTPUT=1 in the environment still
     # chooses Tune's engine.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    from tune_rl.tracking import MLflowTracking, sweep_tags
+    from tune_rl.tracking import MLflowTracking, searched, sweep_tags
 
     spec = plan.spec
     connect(address)
@@ -70,6 +70,8 @@ def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None,
             tracking.reopen()
         else:
             tracking.start_sweep(json.dumps(space_summary(plan.space), indent=2))
+        tracking.save_runs_view(list(searched(plan.configs[0] if plan.configs else plan.space)),
+                                spec.select)
         tuner = (_restored_tuner(plan, trainable) if resume
                  else _new_tuner(plan, trainable, tracking, concurrency))
         return (finish or finish_sweep)(plan, tuner.fit(), tracking, concurrency)
@@ -205,6 +207,7 @@ def summarize_run(plan: SweepPlan, results, tracking, concurrency: int) -> dict[
     summary = summarize(plan, results, concurrency)
     summary["mlflow"]["parent_run_id"] = tracking.parent_run_id
     summary["mlflow"]["experiment_id"] = tracking.experiment_id
+    summary["mlflow"]["view"] = tracking.view_key
     # A sweep the target score stopped ends with trials never started: not
     # an interruption.
     if not summary["target_reached"] and was_interrupted(plan.spec):

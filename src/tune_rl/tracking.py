@@ -12,6 +12,7 @@ storage (redacted: see redaction.py) and its policy registered as a model.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import io
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,10 +100,60 @@ def artifact_location(tracking_uri: str) -> str | None:
 LOCAL_UI = "http://127.0.0.1:5000"  # `make mlflow-ui`
 
 
-def runs_url(ui_url: str, experiment_id: str) -> str:
+def runs_url(ui_url: str, experiment_id: str, view: str | None = None) -> str:
     """The MLflow UI's runs list of an experiment: MLflow 3 opens experiments
-    on its GenAI overview (traces), where training runs are not listed."""
-    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    on its GenAI overview (traces), where training runs are not listed. With
+    `view`, the list as that saved view shows it (`save_runs_view`)."""
+    url = f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    return f"{url}?viewStateShareKey={view}" if view else url
+
+
+# A view of the runs list saved in the experiment, as the UI's own "Views >
+# Save as new view" saves one (MLflow 3.17; its Share button of earlier
+# versions is gone): an experiment tag `mlflow.sharedViewState.<key>` holding
+# {"name", "createdAt", "updatedAt", "state"}, the state being
+# "deflate;" + base64 of the zlib-compressed JSON of the runs list's search
+# and table settings. The UI opens it from `.../runs?viewStateShareKey=<key>`
+# and lists it under Views. Read back from a view saved by hand in the UI:
+#   {"searchFilter": "", "orderByKey": "metrics.`eval_score`", "orderByAsc": false,
+#    "selectedColumns": ["metrics.`score`", "params.`lr`", ...], "columnOrder": [], ...}
+# What it cannot hold: which parent runs are expanded (the UI drops
+# runsExpanded, runsPinned and runsHidden on saving and on loading), so a
+# sweep's view lists its trials by a search on their parent run instead; the
+# UI then shows them as top-level rows (it does not fetch the parent back).
+# Sort and search alone also travel as URL parameters (orderByKey=...), the
+# columns only in a view.
+VIEW_TAG = "mlflow.sharedViewState."
+# The score a sweep selects by (selection.py), as its trials' MLflow metric.
+SELECTED_METRIC = {"eval": "eval_score", "train": "score"}
+
+
+def sweep_view_key(parent_run_id: str) -> str:
+    return f"tune-rl-{parent_run_id}"
+
+
+def runs_view(parent_run_id: str, params: list[str], select: str) -> dict[str, Any]:
+    """A sweep's trials, best first by its selected score, with the columns
+    worth comparing first: both scores, env steps, then the searched params."""
+    first = SELECTED_METRIC[select]
+    metrics = [first, *[m for m in ("eval_score", "score", "env_steps") if m != first]]
+    columns = [f"metrics.`{m}`" for m in metrics] + [f"params.`{p}`" for p in params]
+    return {"searchFilter": f"tags.mlflow.parentRunId = '{parent_run_id}'",
+            "orderByKey": f"metrics.`{first}`", "orderByAsc": False,
+            # selectedColumns shows them; columnOrder puts them first, in this order
+            "selectedColumns": columns, "columnOrder": columns}
+
+
+def view_tag_value(name: str, state: dict[str, Any], now_ms: int) -> str:
+    packed = base64.b64encode(zlib.compress(json.dumps(state).encode())).decode()
+    return json.dumps({"name": name, "createdAt": now_ms, "updatedAt": now_ms,
+                       "state": f"deflate;{packed}"})
+
+
+def searched(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial config's searched values, its MLflow params: Tune's own keys
+    (`__trial_index__`...) left out."""
+    return {k: v for k, v in config.items() if not k.startswith("__")}
 
 
 class MLflowTracking(Callback):
@@ -124,6 +176,7 @@ class MLflowTracking(Callback):
         self.resolve_config = resolve_config
         self.experiment_id: str | None = None
         self.parent_run_id: str | None = None
+        self.view_key: str | None = None  # the sweep's saved view (save_runs_view)
         self.trial_runs: dict[str, str] = {}  # Tune trial id -> MLflow run id
         self.ended: set[str] = set()
         # The last env step logged per trial run, read back from MLflow when
@@ -186,6 +239,16 @@ class MLflowTracking(Callback):
             self.client.log_text(self.parent_run_id, self._redact(space_text),
                                  "search_space.txt")
         return self.parent_run_id
+
+    def save_runs_view(self, params: list[str], select: str) -> str:
+        """The sweep's trials as the runs list opens on them (`runs_view`),
+        saved in the experiment; returns its key for `runs_url`."""
+        key = sweep_view_key(self.parent_run_id)
+        self.client.set_experiment_tag(self.experiment_id, VIEW_TAG + key, view_tag_value(
+            f"{self.sweep_name}: trials by {SELECTED_METRIC[select]}",
+            runs_view(self.parent_run_id, params, select), int(time.time() * 1000)))
+        self.view_key = key
+        return key
 
     def end_sweep(self, summary: dict[str, Any], status: str = "FINISHED") -> None:
         """Best trial, results table, plots; closes runs a crash left open."""
@@ -274,10 +337,10 @@ class MLflowTracking(Callback):
         run_id = run.info.run_id
         self.trial_runs[trial.trial_id] = run_id
         self.save_state()
-        searched = {k: v for k, v in trial.config.items() if not k.startswith("__")}
-        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in searched.items()])
+        values = searched(trial.config)
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in values.items()])
         if self.resolve_config:
-            config = json.dumps(self.resolve_config(searched), indent=1, default=str)
+            config = json.dumps(self.resolve_config(values), indent=1, default=str)
             self.client.log_text(run_id, self._redact(config), "rllib_config.json")
         return run_id
 
@@ -458,10 +521,24 @@ def sweep_tags(spec) -> dict[str, str]:
 
 
 def experiment_links(tracking_uri: str, ui_url: str = LOCAL_UI) -> dict[str, str]:
-    """Each experiment with runs in the store, by name: its runs list in the UI."""
+    """Each experiment with runs in the store, by name: its runs list in the
+    UI, opened on its latest sweep's trials (`save_runs_view`) where there is one."""
     if tracking_uri.startswith("sqlite:///") and not Path(
             tracking_uri.removeprefix("sqlite:///")).exists():
         return {}  # nothing recorded yet; reading would create the store
     client = MlflowClient(tracking_uri)
-    return {e.name: runs_url(ui_url, e.experiment_id) for e in client.search_experiments()
+    return {e.name: runs_url(ui_url, e.experiment_id, latest_sweep_view(e.tags))
+            for e in client.search_experiments()
             if client.search_runs([e.experiment_id], max_results=1)}
+
+
+def latest_sweep_view(experiment_tags: dict[str, str]) -> str | None:
+    """The key of the view tune-rl saved last in an experiment (its latest
+    sweep's trials), not one a person saved in the UI."""
+    prefix = VIEW_TAG + sweep_view_key("")
+    views = {}
+    for tag, value in experiment_tags.items():
+        if tag.startswith(prefix):
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                views[tag.removeprefix(VIEW_TAG)] = json.loads(value)["updatedAt"]
+    return max(views, key=views.get) if views else None
