@@ -141,6 +141,15 @@ def test_rerunning_a_finished_sweep_name_adds_a_parent_and_keeps_the_old(tracked
     old = client.get_run(before[0].info.run_id)
     assert old.info.status == "FINISHED" and old.data.metrics == before[0].data.metrics
     assert again["mlflow"]["parent_run_id"] != summary["mlflow"]["parent_run_id"]
+    # Its Optuna study too: the old journal kept beside the new run's.
+    import optuna
+
+    from tune_rl.study import open_storage
+
+    (kept,) = (root / "ray_results").glob("tracked.optuna-*.journal")
+    for journal in (kept, root / "ray_results" / "tracked.optuna.journal"):
+        study = optuna.load_study(study_name="tracked", storage=open_storage(str(journal)))
+        assert len(study.trials) == 2
 
 
 def test_a_trial_without_a_recorded_run_is_recorded_not_dropped(tmp_path, capsys):

@@ -349,7 +349,9 @@ def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None
     if not resume and state == "unfinished":
         raise UsageError(f"sweep {spec.name!r} exists in {spec.storage_path} and did not "
                          "finish: add --resume to continue it, or pass a new --name")
-    if not resume and not plan.mutable and not plan.configs and study_location(spec):
+    rerun_keeps_its_journal = state == "finished" and not spec.optuna_storage
+    if (not resume and not plan.mutable and not plan.configs and study_location(spec)
+            and not rerun_keeps_its_journal):
         check_new_study(study_location(spec), spec.name)
     return plan
 

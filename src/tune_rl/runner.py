@@ -30,7 +30,7 @@ from tune_rl.search import (
 )
 from tune_rl.spaces import space_summary
 from tune_rl.spec import SweepSpec
-from tune_rl.study import open_storage, study_location
+from tune_rl.study import keep_finished_study, open_storage, study_location
 from tune_rl.trainable import ENV_STEPS
 
 
@@ -120,6 +120,7 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
                                     plan.mutable)
     else:
         # Outermost, so that Tune saves its count of seeds with the sweep.
+        keep_finished_study(spec)  # a finished sweep run again: its study kept aside
         location = study_location(spec)
         optuna = make_searcher(spec.search, spec.seed, spec.trials, ENV_STEPS,
                                storage=location and open_storage(location),

@@ -15,7 +15,8 @@ storage, written as the sweep runs:
   searcher into the sweep's folder (Tune saves the searcher whole), so a
   password is better left to the driver's own means (PGPASSWORD, .pgpass).
 
-The study is named after the sweep. On cloud storage (s3://...) with no
+The study is named after the sweep; a finished sweep run again under its
+name keeps its old journal beside it (`keep_finished_study`). On cloud storage (s3://...) with no
 `optuna_storage`, the study stays in memory (Optuna cannot write a journal
 to a bucket) and Tune pickles it with the sweep, as for every sweep.
 PBT and PB2 have no study: Tune's own generator draws their population.
@@ -91,6 +92,22 @@ def check_new_study(location: str, name: str) -> None:
         raise UsageError(f"{shown(location)} already holds an Optuna study named {name!r} "
                          "(a sweep of that name ran before), which this sweep would load and "
                          "add to: pass a new --name, or delete that study first")
+
+
+def keep_finished_study(spec) -> str | None:
+    """A finished sweep run again under its name keeps its study, as it keeps
+    its summary: the default journal is moved aside to
+    `<name>.optuna-<time>.journal` (where optuna-dashboard still opens it),
+    and the new run starts a study of its own. Returns the moved file."""
+    import time
+
+    location = None if spec.optuna_storage else study_location(spec)
+    if location is None or not os.path.exists(location):
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(os.path.getmtime(location)))
+    kept = location[: -len(JOURNAL_SUFFIX)] + f".optuna-{stamp}.journal"
+    os.replace(location, kept)
+    return kept
 
 
 def describe_study(plan) -> str:
