@@ -193,3 +193,20 @@ def test_a_confirmed_sweep_shows_its_confirmation_table(tmp_path):
     assert section.count("<tr") == 3 and '<tr class="best"><td class=n>2</td>' in section
     assert "The sweep's winner is NOT the confirmed winner" in section
     assert "Not confirmed" in confirmation_section(storage, "other")
+
+
+@pytest.mark.slow
+def test_the_gif_evaluate_made_of_the_winner_is_in_the_next_report(sweep, report, tmp_path):
+    # After the tests of the first report: this one logs its own over it.
+    root, summary = sweep
+    storage = str(root / "ray_results")
+    gif = tmp_path / "winner.gif"
+    assert main(["evaluate", "--sweep", "rep", "--storage-path", storage, "--episodes", "1",
+                 "--gif", str(gif)]) == 0
+    path = tmp_path / "again.html"
+    assert main(["report", "rep", "--storage-path", storage, "-o", str(path)]) == 0
+    page = Page()
+    page.feed(path.read_text())
+    (kept,) = [src for src in page.images if src.startswith("data:image/gif")]
+    assert base64.b64decode(kept.split(",", 1)[1]) == gif.read_bytes()
+    assert "recorded by tune-rl evaluate --sweep" in path.read_text()

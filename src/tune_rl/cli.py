@@ -490,6 +490,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                              "bytes": size}
             print(f"GIF: {gif} (game 1, {len(recorder.images)} images, "
                   f"{record['gif']['seconds']:.1f} s of play, {size / 1e6:.2f} MB)")
+            if args.sweep:  # for the sweep's report (tune-rl report)
+                from tune_rl.storage import Storage
+                from tune_rl.sweep_report import keep_winner_gif
+
+                scores = ", ".join(f"{s:g}" for s in result.scores)
+                keep_winner_gif(Storage(args.storage_path), args.sweep, gif,
+                                f"{policy.source}: game 1 of {args.episodes} greedy games "
+                                f"(scores {scores}; mean {result.mean:.4g}), recorded by "
+                                "tune-rl evaluate --sweep")
         folder = policy.log_evaluation(record, gif)
         if folder:
             print(f"MLflow: scores{' and GIF' if gif else ''} logged to run {policy.run_id} "
@@ -502,7 +511,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tune_rl.storage import Storage
-    from tune_rl.sweep_report import build_report, load_finished, log_report, record_gif
+    from tune_rl.sweep_report import (
+        build_report,
+        kept_winner_gif,
+        load_finished,
+        log_report,
+        record_gif,
+    )
 
     started = time.monotonic()
     if args.gif and args.with_gif:
@@ -524,6 +539,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         gif = Path(args.gif).read_bytes(), f"{args.gif} (given with --gif)"
     elif args.with_gif:
         gif = record_gif(args.sweep, args.storage_path, args.tracking_uri, args.episodes)
+    else:
+        gif = kept_winner_gif(storage, args.sweep)
     output.write_text(build_report(summary, storage, gif))
     print(f"Report: {output} ({output.stat().st_size / 1e6:.2f} MB, "
           f"{time.monotonic() - started:.1f} s)")

@@ -10,7 +10,8 @@ top five bold, the others faint) with ASHA's rungs and where each early
 stopped trial stopped; Optuna's optimisation history, parameter importances
 and parallel coordinates of the sweep's study; the confirmation table when
 the sweep was confirmed; and the winner playing, as a GIF, when one is given
-(`--gif FILE`) or recorded (`--with-gif`, evaluate's own GameRecorder). The
+(`--gif FILE`), recorded (`--with-gif`, evaluate's own GameRecorder), or
+the last one `tune-rl evaluate --sweep <sweep> --gif` kept (`winner.gif`). The
 file is also logged to the sweep's MLflow parent run as `report.html`.
 
 Optuna 5.0's matplotlib plots do not refuse what they cannot say: with one
@@ -351,6 +352,26 @@ def figure_uri(figure) -> str:
 
 def data_uri(data: bytes, kind: str) -> str:
     return f"data:image/{kind};base64,{base64.b64encode(data).decode()}"
+
+
+WINNER_GIF = "winner.gif"  # beside the sweep's summary: `tune-rl evaluate --sweep --gif`'s
+
+
+def keep_winner_gif(storage, sweep: str, gif: Path, caption: str) -> None:
+    """The GIF `tune-rl evaluate --sweep <sweep> --gif` wrote, kept in the
+    sweep's folder (with its caption) for the sweep's report."""
+    storage.write_bytes(f"{sweep}/{WINNER_GIF}", gif.read_bytes())
+    storage.write_text(f"{sweep}/{WINNER_GIF}.txt", caption)
+
+
+def kept_winner_gif(storage, sweep: str) -> tuple[bytes, str] | None:
+    if not storage.exists(f"{sweep}/{WINNER_GIF}"):
+        return None
+    with storage.fs.open_input_stream(storage.path(f"{sweep}/{WINNER_GIF}")) as f:
+        data = f.read()
+    caption_file = f"{sweep}/{WINNER_GIF}.txt"
+    return data, (storage.read_text(caption_file) if storage.exists(caption_file) else
+                  "recorded by tune-rl evaluate --sweep")
 
 
 def record_gif(sweep: str, storage_path: str, tracking_uri: str | None, episodes: int,
