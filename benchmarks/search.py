@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=SIZES, default="full")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--seeds", type=int, nargs="+",
+                        help="only these sweep seeds (default: all of the size's); the "
+                             "other rows of the results file are kept")
     args = parser.parse_args(argv)
     seeds, trials, steps = SIZES[args.size]
     suffix = "" if args.size == "full" else f"-{args.size}"
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
              logging_level="ERROR", ignore_reinit_error=True)
     # Seed by seed, every method within one: an interrupted run still leaves
     # all methods compared on the seeds it finished.
-    for seed in range(seeds):
+    for seed in args.seeds if args.seeds is not None else range(seeds):
         for method in args.methods:
             with tempfile.TemporaryDirectory() as folder:
                 started = time.perf_counter()
