@@ -105,6 +105,22 @@ def test_optuna_dashboard_serves_the_sweeps_trials(sweep):
                                                                 ) - {SEED}
         page = urllib.request.urlopen(f"{url}/dashboard", timeout=10)
         assert page.status == 200 and b"<html" in page.read().lower()
+        # What a person sees: the study's trial list in a browser, each trial
+        # with its value and its intermediate values by env steps.
+        from playwright.sync_api import sync_playwright
+
+        from test_mlflow_ui import CHROMIUM, CHROMIUM_ARGS
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            view = browser.new_page(viewport={"width": 1400, "height": 900})
+            view.goto(f"{url}/dashboard/studies/{study_id}/trials")
+            view.get_by_text("3 Trials", exact=True).wait_for(timeout=60_000)
+            for number in shown:
+                view.get_by_text(f"Trial {number}", exact=True).first.wait_for(timeout=30_000)
+            assert "Intermediate Values" in view.inner_text("body")
+            view.screenshot(path=root / "dashboard.png")
+            browser.close()
     finally:
         # optuna-dashboard runs gunicorn workers: end the whole group.
         os.killpg(server.pid, signal.SIGTERM)
