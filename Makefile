@@ -171,7 +171,7 @@ bench-gpu: install
 # SIZE=quick: 1 seed x 8 trials x 20,000.
 SIZE ?= full
 bench-search: install
-	$(BIN)/python benchmarks/search.py --size $(SIZE)
+	$(BIN)/python benchmarks/search.py --size $(SIZE) $(ARGS)
 
 # Each quick profile timed end to end, as `make sweep` runs it (2.4 to 10.6
 # minutes each on 2 cores, about 70 for all ten) -> benchmarks/results/profiles.json
