@@ -85,15 +85,21 @@ class SweepPlan:
                 f"{config.num_envs_per_env_runner} envs x {max(config.num_env_runners, 1)} "
                 f"runner(s), then trains {train} time(s)")
 
+    def _replay_held(self) -> tuple[int, int]:
+        """Transitions a trial's replay buffer holds at most, and their bytes:
+        it never holds more than the trial samples."""
+        from tune_rl.trainable import REPLAY_BYTES_PER_TRANSITION
+
+        held = min(self._replay_buffer()["capacity"], self.spec.max_env_steps)
+        return held, held * REPLAY_BYTES_PER_TRANSITION[self.env.name]
+
     def _replay_in_checkpoints(self) -> str:
         """The replay buffer's share of a trial's checkpoints (trainable.py)."""
         if not self.preset.is_dqn:
             return ""
         from tune_rl.trainable import REPLAY_BYTES_PER_TRANSITION
 
-        # It never holds more than the trial samples.
-        held = min(self._replay_buffer()["capacity"], self.spec.max_env_steps)
-        size = held * REPLAY_BYTES_PER_TRANSITION[self.env.name]
+        held, size = self._replay_held()
         shown = f"{size / 1e9:.2g} GB" if size >= 1e9 else f"{size / 1e6:.3g} MB"
         each = f"{held} transitions x {REPLAY_BYTES_PER_TRANSITION[self.env.name]:,} bytes"
         if self.settings.replay_in_every_checkpoint:
@@ -112,8 +118,6 @@ class SweepPlan:
         checkpoint before any update is 54.9 MB (6.76M parameters x 4 bytes x
         2 nets, plus 0.7 MB of RLlib's constructor pickles), PPO's 1.7 MB.
         """
-        from tune_rl.trainable import REPLAY_BYTES_PER_TRANSITION
-
         spec = self.spec
         try:
             parameters = describe_network(self.preset, self.env,
@@ -125,9 +129,8 @@ class SweepPlan:
         kept = saved if self.mutable else min(saved, spec.keep_checkpoints + 1)
         size = kept * (16 * parameters + 2_000_000)
         if self.preset.is_dqn:
-            held = min(self._replay_buffer()["capacity"], spec.max_env_steps)
             buffers = kept if self.settings.replay_in_every_checkpoint else 1
-            size += buffers * held * REPLAY_BYTES_PER_TRANSITION[self.env.name]
+            size += buffers * self._replay_held()[1]
         return size
 
     def _disk(self) -> str:
@@ -359,7 +362,8 @@ def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None
 def _check_room(plan: SweepPlan, path: Path) -> None:
     """Refuses a sweep whose checkpoints the storage cannot hold: it would
     otherwise fail hours in, when a save finds the disk full."""
-    need = plan.disk_per_trial() * plan.spec.trials
+    per_trial = plan.disk_per_trial()  # builds the network: once
+    need = per_trial * plan.spec.trials
     existing = path.resolve()
     while not existing.exists():  # _check_storage leaves no folder it created
         existing = existing.parent
@@ -367,7 +371,7 @@ def _check_room(plan: SweepPlan, path: Path) -> None:
     if need > free:
         raise UsageError(
             f"sweep {plan.spec.name!r} needs up to about {_bytes(need)} in {path} "
-            f"({plan.spec.trials} trials x {_bytes(plan.disk_per_trial())}: kept checkpoints "
+            f"({plan.spec.trials} trials x {_bytes(per_trial)}: kept checkpoints "
             f"and replay buffers), and {_bytes(free)} is free there. Use fewer trials, a "
             "smaller training.replay_buffer_config.capacity or keep_checkpoints, or another "
             "storage_path")
