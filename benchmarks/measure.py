@@ -124,17 +124,45 @@ def rainbow_learning(steps: int, envs: int = 8, gpus: float = 0) -> dict[str, fl
         algo.stop()
 
 
-def replay_bytes_per_transition(steps: int) -> float:
-    """Observation bytes the DQN replay buffer holds per stored transition."""
-    algo = build_dqn("DQN", 8, learning_starts=10**9, iteration_steps=steps)
+def replay_bytes_per_transition(steps: int, preset: str = "DQN") -> float:
+    """Bytes a full replay buffer of the preset holds per transition, on real
+    Breakout steps (random actions, the default protocol: whole games)."""
+    algo = build_dqn(preset, 8, learning_starts=10**9, iteration_steps=steps)
     try:
-        algo.train()
-        buffer = algo.local_replay_buffer
-        # Episodes are kept as lists of per-step arrays (config.py).
-        stored = sum(np.asarray(ep.get_observations()).nbytes for ep in buffer.episodes)
-        return stored / buffer.get_num_timesteps()
+        episodes, sampled = [], 0
+        while sampled < steps:
+            chunk = algo.env_runner.sample(num_timesteps=64, random_actions=True)
+            episodes.append(chunk)
+            sampled += sum(len(e) for e in chunk)
+        settings = {k: v for k, v in algo.config.replay_buffer_config.items() if k != "type"}
+        buffer_class = type(algo.local_replay_buffer)
+        return held_bytes_per_transition(
+            lambda: buffer_class(**{**settings, "capacity": steps}), episodes)
     finally:
         algo.stop()
+
+
+def held_bytes_per_transition(make_buffer, chunks: list[list]) -> float:
+    """Memory a buffer keeps per transition it holds, everything counted:
+    observations or frames, keys, actions, rewards, infos, RLlib's index lists
+    and (prioritized) its sum trees, allocated here at the buffer's capacity.
+    tracemalloc sees numpy's data as well as Python's objects; what `add`
+    allocates and frees again is not counted. The caller keeps `chunks`
+    (lists of episodes, as env runners return them) alive."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        buffer = make_buffer()
+        for chunk in chunks:
+            buffer.add(chunk)
+        gc.collect()
+        return (tracemalloc.get_traced_memory()[0] - before) / buffer.get_num_timesteps()
+    finally:
+        tracemalloc.stop()
 
 
 # --- the same Rainbow update in plain PyTorch ---------------------------------

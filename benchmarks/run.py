@@ -92,9 +92,10 @@ def measure_all(size: dict) -> dict:
         figures["rainbow_learning_env_steps_per_s"] = figure(
             rainbow["env_steps_per_s"], "env steps/s", bound,
             "plain-PyTorch bound (4 env steps per update)", 0.6, ">= 0.6 of the bound")
-        figures["replay_bytes_per_transition"] = figure(
-            measure.replay_bytes_per_transition(size["replay"]), "bytes", target=30_000,
-            target_text="<= 30 KB", higher_is_better=False)
+        for key, algo in (("replay", "DQN"), ("replay_prioritized", "DQN_PER")):
+            figures[f"{key}_bytes_per_transition"] = figure(
+                measure.replay_bytes_per_transition(size["replay"], algo), "bytes",
+                target=8192, target_text="<= 8 KB", higher_is_better=False)
         for algo, steps, training in (("PPO", size["ppo"], PPO_TRAINING),
                                       ("Rainbow_DQN", size["rainbow"], {})):
             iteration = 1000 if algo == "PPO" else 256

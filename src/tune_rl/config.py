@@ -31,7 +31,7 @@ from tune_rl.presets import (
     SCHEDULED,
     Preset,
 )
-from tune_rl.replay import BUFFER_TYPE, merged_buffer_config
+from tune_rl.replay import BETA_ANNEALING_TYPES, merged_buffer_config
 from tune_rl.search import SEED
 
 # Searched names that are not `.training()` keyword arguments.
@@ -133,7 +133,7 @@ def build_config(
             # trained to sampled is the preset's.
             training["training_intensity"] *= settings.env_runners / (settings.env_runners + 1)
         buffer = training.get("replay_buffer_config", {})
-        if buffer.get("type") == BUFFER_TYPE:  # RLlib's own buffer takes a fixed beta
+        if buffer.get("type") in BETA_ANNEALING_TYPES:  # RLlib's own takes a fixed beta
             buffer["beta_anneal_env_steps"] = settings.max_env_steps
     # See envs.py: DQN's replay buffers cannot feed RLlib's frame stacking.
     stack_in_connectors = env.atari and not preset.is_dqn

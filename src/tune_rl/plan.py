@@ -8,6 +8,7 @@ cluster address (what `--dry-run` shows). Nothing here starts Ray: `sweep`,
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ class SweepPlan:
     pinned: dict[str, str] = field(default_factory=dict)
     # PBT and PB2: what they may change while a trial trains, with its range.
     mutable: dict[str, Any] = field(default_factory=dict)
+    # The Ray cluster it runs on (plan_sweep's address); None: this machine.
+    address: str | None = None
 
     def _schedules(self) -> dict[str, Any]:
         """The preset's env-step schedules as this sweep runs them (schedule_scale)."""
@@ -92,6 +95,39 @@ class SweepPlan:
 
         held = min(self._replay_buffer()["capacity"], self.spec.max_env_steps)
         return held, held * REPLAY_BYTES_PER_TRANSITION[self.env.name]
+
+    def replay_at_once(self) -> tuple[int, int]:
+        """How many trials hold a replay buffer at once on this machine, and
+        the bytes their buffers hold together: as many trials as its CPUs
+        (and GPUs, where it has some) run, or max_concurrent's fewer."""
+        from tune_rl.estimate import _gpus, trials_at_once
+
+        per_trial = self.resources_per_trial()
+        machine = {"CPU": os.cpu_count() or 1}
+        if per_trial.get("GPU", 0) > 0:
+            machine["GPU"] = _gpus()
+            if not machine["GPU"]:  # refused elsewhere (estimate); counted by CPUs here
+                per_trial = {**per_trial, "GPU": 0}
+        at_once = trials_at_once(per_trial, machine)
+        if self.spec.max_concurrent and not self.mutable:  # PBT creates its population whole
+            at_once = min(at_once, self.spec.max_concurrent)
+        at_once = min(at_once, self.spec.trials)
+        return at_once, at_once * self._replay_held()[1]
+
+    def _replay_memory(self) -> str:
+        """The dry-run's line on replay memory: per trial, and together."""
+        from tune_rl.trainable import REPLAY_BYTES_PER_TRANSITION
+
+        held, size = self._replay_held()
+        line = (f"up to about {_bytes(size)} per trial ({held} transitions x "
+                f"{REPLAY_BYTES_PER_TRANSITION[self.env.name]:,} bytes; frames stored once, "
+                "replay.py)")
+        if self.address:
+            return line + ("; not checked against the cluster's nodes, whose memory is known "
+                           "only once connected: each node needs that much per trial it runs")
+        at_once, together = self.replay_at_once()
+        return (line + f"; {at_once} trial(s) at once on this machine: {_bytes(together)} "
+                f"of its {_bytes(machine_memory())}")
 
     def _replay_in_checkpoints(self) -> str:
         """The replay buffer's share of a trial's checkpoints (trainable.py)."""
@@ -186,6 +222,7 @@ class SweepPlan:
             "components": self.preset.components(),
             "schedules": self._schedules(),
             "replay_buffer": self._replay_buffer(),
+            **({"replay_memory": self._replay_memory()} if self.preset.is_dqn else {}),
             "updates": self._updates(),
             "network": describe_network(self.preset, self.env, settings=self.settings),
             "env": f"{self.env.name}: {self.env.description}",
@@ -337,6 +374,9 @@ def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None
     `space`, fixed values instead of the search space (see resolve_plan).
     """
     plan = resolve_plan(spec, space)
+    plan.address = address
+    if plan.preset.is_dqn and address is None:
+        _check_memory(plan)
     if is_uri(spec.storage_path):
         check_reachable(spec.storage_path)
     else:
@@ -375,6 +415,35 @@ def _check_room(plan: SweepPlan, path: Path) -> None:
             f"and replay buffers), and {_bytes(free)} is free there. Use fewer trials, a "
             "smaller training.replay_buffer_config.capacity or keep_checkpoints, or another "
             "storage_path")
+
+
+def machine_memory() -> int:
+    """This machine's physical memory, in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_memory(plan: SweepPlan) -> None:
+    """Refuses a sweep whose trials' replay buffers, together, would not fit
+    in this machine's memory: they fill up hours in, and the kernel then
+    kills a trial (or Ray its worker) with no error of ours."""
+    at_once, together = plan.replay_at_once()
+    memory = machine_memory()
+    if together <= memory:
+        return
+    held, per_trial = plan._replay_held()
+    from tune_rl.trainable import REPLAY_BYTES_PER_TRANSITION
+
+    each = REPLAY_BYTES_PER_TRANSITION[plan.env.name]
+    fitting_trials = memory // per_trial
+    fewer = ("fewer trials (PBT and PB2 run the whole population at once)" if plan.mutable
+             else f"max_concurrent: {fitting_trials} or fewer")
+    raise UsageError(
+        f"sweep {plan.spec.name!r} would hold up to about {_bytes(together)} of replay "
+        f"buffers at once ({at_once} trials at once x {held} transitions x {each:,} bytes), "
+        f"and this machine has {_bytes(memory)} of memory: their total must fit in it. Use "
+        f"training.replay_buffer_config.capacity: {memory // (at_once * each)} or less"
+        + (f", or {fewer}" if fitting_trials >= 1 else "")
+        + ", or run it on a cluster (--address)")
 
 
 def _bytes(size: float) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tune_rl.replay import BUFFER_TYPE
+from tune_rl.replay import FRAME_BUFFER_TYPE, FRAME_PER_BUFFER_TYPE
 
 # Filter stacks searched by name: Optuna's categorical choices must be plain
 # values, so spaces name a stack and `build_config` resolves the name.
@@ -52,8 +52,11 @@ FCNET_HIDDENS: dict[str, list[int]] = {"64x64": [64, 64], "256x256": [256, 256]}
 LR_SCHEDULES = ("constant", "linear")
 
 PER_BUFFER = {
-    "type": BUFFER_TYPE,  # RLlib's prioritized buffer, beta annealed to 1 (replay.py)
-    "capacity": 60000,
+    # RLlib's prioritized buffer, beta annealed to 1, each frame kept once (replay.py)
+    "type": FRAME_PER_BUFFER_TYPE,
+    # Dopamine's (rainbow.gin: replay_capacity 1000000), where the notebook's
+    # 60,000 was what fitted in memory with whole stacks stored.
+    "capacity": 1_000_000,
     "alpha": 0.5,
     "beta": 0.5,
 }
@@ -72,7 +75,6 @@ PER_BUFFER = {
 # - The loss stays RLlib's Huber (td_error_loss_fn), Mnih et al. 2015's
 #   clipping of the TD error to [-1, 1]; Dopamine's JAX DQN defaults to MSE
 #   (dqn_agent.py, loss_type). C51 and Rainbow use the distributional loss.
-# - Replay holds 60,000 transitions, not 1,000,000 (below).
 def _dopamine(gin: str) -> dict[str, tuple[Any, str]]:
     src = f"Dopamine {gin}"
     values: dict[str, tuple[Any, str]] = {
@@ -108,13 +110,13 @@ def _dopamine(gin: str) -> dict[str, tuple[Any, str]]:
         "training_intensity": (8, f"{src}: update_period 4 with batch_size 32"),
         "td_error_loss_fn": ("huber", "Mnih et al. 2015: the TD error clipped to [-1, 1]"),
         "hiddens": ([512], "Mnih et al. 2015: one 512-unit hidden layer after the convolutions"),
-        # Dopamine keeps 1,000,000 transitions; with four uint8 frames stored per
-        # transition (28 KB, envs.py) that is 28 GB a trial, and eight trials
-        # share a GPU machine in the full profiles, so the notebook's PER
-        # capacity (1.7 GB) serves every variant alike.
-        "replay_buffer_config": ({"type": "EpisodeReplayBuffer", "capacity": 60000},
-                                 "notebook's PER capacity (Dopamine's 1M does not fit in "
-                                 "memory yet)"),
+        # Each frame kept once, a transition costs about 7.6 KB (replay.py):
+        # Dopamine's million is about 7.6 GB a trial, checked against the
+        # machine's memory before a sweep starts (plan.py). A quick profile's
+        # buffer holds no more than its trials sample.
+        "replay_buffer_config": ({"type": FRAME_BUFFER_TYPE, "capacity": 1_000_000},
+                                 f"{src}: replay_capacity 1000000 (uniform, frames stored "
+                                 "once as in Dopamine's circular buffer)"),
     }
     if gin == "c51.gin":  # "Note these parameters are different from C51's" (rainbow.gin)
         values["lr"] = (2.5e-4, f"{src}: create_optimizer.learning_rate 0.00025 (Adam)")

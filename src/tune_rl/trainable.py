@@ -48,16 +48,20 @@ RECENT_SCORES_FILE = "tune_rl_recent_scores.json"
 # `store_buffer_in_checkpoints` does): a restored DQN trial would start empty
 # and, since learning starts are judged on lifetime env steps, train at once
 # on the few transitions sampled since. So the DQN family's latest checkpoint
-# holds the buffer: about 28.7 KB per stored transition on Breakout (one
-# 84x84x4 uint8 observation; episodes store each once), so a full
-# 60,000-transition buffer is about 1.7 GB (PER: 5 MB more, its priority
-# trees); CartPole about 160 bytes. Measured with pickle's size of get_state()
-# after 2,048 random env steps. Not uploaded to MLflow. Only a restore needs
-# it, and Tune restores a trial (retry, --resume) from its latest checkpoint:
+# holds the buffer. Its size per transition, in memory and in a checkpoint,
+# measured over 8,000 random-action steps of whole games into full buffers
+# (benchmarks/measure.py's held_bytes_per_transition; pickle's size of
+# get_state() beside it): on Breakout, with each frame stored once
+# (replay.py), 7,578 bytes uniform and 7,874 prioritized in memory, 7,395 and
+# 7,485 pickled (RLlib's buffers, whole stacks: 29,692 and 28,609); so a
+# 1,000,000-transition buffer is about 7.9 GB. CartPole: 555 and 847 in
+# memory, 138 and 226 pickled. The larger figure of each env serves both the
+# memory check and the disk estimate (plan.py). Not uploaded to MLflow. Only
+# a restore needs it, and Tune restores a trial (retry, --resume) from its latest checkpoint:
 # each save removes it from the trial's older checkpoints, which keep the
 # weights (a best checkpoint is for evaluation, `best` and `confirm`).
 REPLAY_BUFFER_FILE = "tune_rl_replay_buffer.pkl"
-REPLAY_BYTES_PER_TRANSITION = {"breakout": 28_700, "cartpole": 160}
+REPLAY_BYTES_PER_TRANSITION = {"breakout": 7_900, "cartpole": 850}
 
 
 def drop_older_replay_buffers(latest) -> list[str]:
