@@ -3,7 +3,7 @@ only in a trial's latest checkpoint; older ones keep the weights.
 
 Tune restores a trial (a retry, --resume) from its latest checkpoint, the
 only one that needs the buffer (trainable.py); a full Breakout buffer is
-about 1.7 GB, so with several kept checkpoints and trials it was most of a
+about 7.9 GB, so with several kept checkpoints and trials it was most of a
 sweep's disk.
 """
 
@@ -45,10 +45,11 @@ def test_older_checkpoints_lose_their_buffer_and_keep_everything_else(tmp_path):
 def test_dry_run_shows_the_buffers_size_per_trial(tmp_path, capsys):
     args = ["sweep", "--dry-run", "--storage-path", str(tmp_path / "ray_results"),
             "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
-    assert main([*args, "--algo", "Rainbow_DQN", "--profile", "full"]) == 0
+    # Two trials: 32 would need 253 GB of disk for their latest checkpoints.
+    assert main([*args, "--algo", "Rainbow_DQN", "--profile", "full", "--trials", "2"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert ("the replay buffer only in the latest (up to about 1.7 GB per trial: 60000 "
-            "transitions x 28,700 bytes)") in plan["checkpoints"]
+    assert ("the replay buffer only in the latest (up to about 7.9 GB per trial: 1000000 "
+            "transitions x 7,900 bytes)") in plan["checkpoints"]
     assert main([*args, "--algo", "PPO"]) == 0
     assert "replay buffer" not in json.loads(capsys.readouterr().out)["checkpoints"]
 
@@ -86,15 +87,15 @@ def test_a_dqn_sweep_keeps_the_buffer_only_in_each_trials_latest_checkpoint(
 
 
 def test_a_sweep_its_storage_cannot_hold_is_refused_before_launch(tmp_path, capsys):
-    # Full Rainbow: 60,000 transitions of replay (1.7 GB) and 2 checkpoints
+    # Full Rainbow: 1,000,000 transitions of replay (7.9 GB) and 2 checkpoints
     # of 6.76M parameters per trial; 100,000 trials hold no disk.
     storage = tmp_path / "ray_results"
     args = ["sweep", "--dry-run", "--algo", "Rainbow_DQN", "--profile", "full",
             "--storage-path", str(storage), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"]
-    assert main(args) == 0
+    assert main([*args, "--trials", "2"]) == 0
     disk = json.loads(capsys.readouterr().out)["disk"]
-    assert disk.startswith("up to about 1.94 GB per trial"), disk
+    assert disk.startswith("up to about 8.12 GB per trial"), disk
     assert main([*args, "--trials", "100000"]) == 2
     err = capsys.readouterr().err
-    assert "100000 trials x 1.94 GB" in err and "is free there" in err
+    assert "100000 trials x 8.12 GB" in err and "is free there" in err
     assert not storage.exists() and not (tmp_path / "m.db").exists()

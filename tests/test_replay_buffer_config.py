@@ -24,7 +24,12 @@ from tune_rl.envs import ENVS
 from tune_rl.errors import UsageError
 from tune_rl.plan import resolve_plan
 from tune_rl.presets import PRESETS
-from tune_rl.replay import BetaAnnealingPrioritizedEpisodeReplayBuffer
+from tune_rl.replay import (
+    BUFFER_TYPE,
+    BetaAnnealingPrioritizedEpisodeReplayBuffer,
+    FrameEpisodeReplayBuffer,
+    FramePrioritizedEpisodeReplayBuffer,
+)
 from tune_rl.spec import load_spec
 
 
@@ -40,13 +45,13 @@ def built_buffer(algo: str, buffer: dict, max_env_steps: int = 1000):
 
 def test_a_capacity_alone_keeps_plain_dqns_uniform_buffer():
     buffer, config = built_buffer("DQN", {"capacity": 100_000})
-    assert type(buffer) is EpisodeReplayBuffer
+    assert type(buffer) is FrameEpisodeReplayBuffer
     assert buffer.capacity == 100_000
 
 
 def test_a_capacity_alone_keeps_per_alpha_beta_and_beta_annealing():
     buffer, config = built_buffer("DQN_PER", {"capacity": 100_000}, max_env_steps=5000)
-    assert type(buffer) is BetaAnnealingPrioritizedEpisodeReplayBuffer
+    assert type(buffer) is FramePrioritizedEpisodeReplayBuffer
     assert buffer.capacity == 100_000
     assert buffer._alpha == 0.5  # the notebook's, not RLlib's 0.6
     assert buffer.beta_initial == 0.5 and buffer.beta_anneal_env_steps == 5000
@@ -54,8 +59,8 @@ def test_a_capacity_alone_keeps_per_alpha_beta_and_beta_annealing():
 
 def test_rainbow_keeps_its_buffer_when_only_alpha_changes():
     buffer, _ = built_buffer("Rainbow_DQN", {"alpha": 0.7})
-    assert type(buffer) is BetaAnnealingPrioritizedEpisodeReplayBuffer
-    assert (buffer._alpha, buffer.beta_initial, buffer.capacity) == (0.7, 0.5, 60_000)
+    assert type(buffer) is FramePrioritizedEpisodeReplayBuffer
+    assert (buffer._alpha, buffer.beta_initial, buffer.capacity) == (0.7, 0.5, 1_000_000)
 
 
 def test_another_kind_of_buffer_is_used_when_named_by_type():
@@ -65,19 +70,24 @@ def test_another_kind_of_buffer_is_used_when_named_by_type():
     # RLlib's own buffer, with RLlib's defaults said where they apply; DQN
     # passes the config's beta to every sample() (dqn.py).
     assert buffer._alpha == 0.6 and config.replay_buffer_config["beta"] == 0.4
-    assert buffer.capacity == 60_000  # the preset's capacity
+    assert buffer.capacity == 1_000_000  # the preset's capacity
     buffer, _ = built_buffer("DQN_PER", {"type": "EpisodeReplayBuffer"})
-    assert type(buffer) is EpisodeReplayBuffer and buffer.capacity == 60_000
+    assert type(buffer) is EpisodeReplayBuffer and buffer.capacity == 1_000_000
+    # Today's buffers, whole stacks stored, stay a choice.
+    buffer, config = built_buffer("DQN_PER", {"type": BUFFER_TYPE}, max_env_steps=5000)
+    assert type(buffer) is BetaAnnealingPrioritizedEpisodeReplayBuffer
+    assert buffer.beta_anneal_env_steps == 5000
 
 
 @pytest.mark.parametrize("algo, buffer, message", [
     ("DQN", {"alpha": 0.6}, "replay_buffer_config.alpha is a prioritized buffer's setting, "
-                            "and this buffer is uniform (EpisodeReplayBuffer): to replace it, "
+                            "and this buffer is uniform "
+                            "(tune_rl.replay.FrameEpisodeReplayBuffer): to replace it, "
                             "name the type too"),
     ("Rainbow_DQN", {"type": "EpisodeReplayBuffer", "beta": 0.4},
      "replay_buffer_config.beta is a prioritized buffer's setting"),
     ("DQN_PER", {"capcity": 10}, "unknown training.replay_buffer_config key for "
-                                 "tune_rl.replay.BetaAnnealingPrioritizedEpisodeReplayBuffer: "
+                                 "tune_rl.replay.FramePrioritizedEpisodeReplayBuffer: "
                                  "'capcity'"),
     ("DQN", {"type": "ReplayBuffer"}, "unknown training.replay_buffer_config.type "
                                       "'ReplayBuffer'"),
