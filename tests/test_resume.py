@@ -222,6 +222,7 @@ def test_dqn_trial_restored_after_learning_started_keeps_its_replay_buffer(
     buffer = restored.local_replay_buffer
     assert len(buffer) == stored and buffer.get_sampled_timesteps() == sampled
     assert getattr(buffer, "beta", None) == beta  # PER: beta's annealing goes on
+    assert buffer.frames  # the frames came back with it (replay.py), games still going
     after_restore = learner_weights(restored)
     assert all(torch.equal(after_restore[k], weights[k]) for k in weights)
 

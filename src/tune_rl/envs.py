@@ -7,9 +7,9 @@ frame-stacking connectors, as in those examples. The DQN family cannot do
 that on Ray 2.60: its episode replay buffers keep no lookback
 (prioritized_episode_buffer.py: "TODO (sven): Support lookback buffers"), so
 the learner-side connector has no earlier frames to stack and fails. For DQN
-the env stacks the frames itself, as uint8: a full 60000-step replay buffer
-takes about 1.7 GB (28 KB per transition; each observation is kept once, the
-next one being the following step of the same episode).
+the env stacks the frames itself, as uint8, and the replay buffer keeps each
+frame once and rebuilds the stacks it samples (replay.py): about 7.6 KB per
+transition, where whole stacks took 28 KB.
 
 Rewards are clipped to [-1, 1] for learning, as DeepMind did; the real game
 score of each episode is reported separately as `game_score` by
@@ -137,9 +137,10 @@ class TerminalOnLifeLoss(gym.Wrapper):
 class StackFrames(gym.Wrapper):
     """The last `k` 84x84 frames on the channel axis.
 
-    As uint8 (0-255, what ALE gives) for the DQN family, whose replay buffer
-    keeps every observation: 28 KB per transition instead of float32's
-    113 KB. Its network scales them to [0, 1] itself (networks.py). As
+    As uint8 (0-255, what ALE gives) for the DQN family: a stack is 28 KB
+    instead of float32's 113 KB, and its replay buffer keeps each 7 KB
+    frame once (replay.py). Its network scales them to [0, 1] itself
+    (networks.py). As
     float32 in [0, 1] for the others, whose RLlib modules take nothing else.
     """
 

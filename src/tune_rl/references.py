@@ -249,7 +249,6 @@ RAINBOW_REFERENCE = Reference(
         "repeat_action_probability": (0.25, f"{DOPAMINE_RAINBOW}: sticky_actions True"),
     },
     differences=(
-        "Replay holds 60,000 transitions, not Dopamine's 1,000,000 (presets.ATARI_DQN).",
         "PER's beta anneals to 1 over the budget (replay.py); Dopamine keeps 0.5.",
         *_DQN_NOT_MEASURED,
     ),
@@ -272,7 +271,6 @@ DQN_REFERENCE = Reference(
         "repeat_action_probability": (0.25, f"{DOPAMINE_DQN}: sticky_actions True"),
     },
     differences=(
-        "Replay holds 60,000 transitions, not Dopamine's 1,000,000 (presets.ATARI_DQN).",
         "RLlib's DQN loss is Huber; Dopamine's JAX DQN (the curve) uses MSE.",
         *_DQN_NOT_MEASURED,
     ),

@@ -400,7 +400,7 @@ class MLflowTracking(Callback):
                   f"checkpoint folder ({checkpoint}); its policy is not registered",
                   file=sys.stderr, flush=True)
             return None
-        # The DQN family's replay buffer (up to 1.7 GB, trainable.py) serves
+        # The DQN family's replay buffer (up to about 7.5 GB, trainable.py) serves
         # resuming the trial, not using its policy: it stays in the sweep's folder.
         with redacted_copy(checkpoint, secret_values(self.sweep_params),
                            leave_out=(REPLAY_BUFFER_FILE,)) as folder:
