@@ -71,7 +71,7 @@ def short_games():
 
 def same_batch(ours, todays) -> None:
     assert len(ours) == len(todays)
-    for a, b in zip(ours, todays):
+    for a, b in zip(ours, todays, strict=True):
         for t in (0, -1):  # observation and the n-step next observation
             x, y = a.get_observations(t), b.get_observations(t)
             assert x.dtype == y.dtype == np.uint8 and x.shape == y.shape == (84, 84, 4)
@@ -111,13 +111,19 @@ def test_samples_equal_todays_buffers_on_the_same_games(short_games, kind):
             priorities = np.random.default_rng(round_).uniform(0.01, 2.0, 32)
             todays.update_priorities(priorities)
             ours.update_priorities(priorities)
+    if kind == "uniform":  # RLlib's other way to sample it: sequences, as arrays
+        todays.rng, ours.rng = np.random.default_rng(8), np.random.default_rng(8)
+        a, b = (buffer.sample(batch_size_B=8, batch_length_T=4) for buffer in (ours, todays))
+        assert a["obs"].shape == b["obs"].shape == (8, 4, 84, 84, 4)
+        assert all(np.array_equal(a[k], b[k]) for k in b)
 
 
 def test_the_callers_episodes_are_left_as_they_were(short_games):
     episode = short_games[0][0]
     before = [o.copy() for o in episode.get_observations()]
     FrameEpisodeReplayBuffer(capacity=1000).add(short_games[0])
-    assert all(np.array_equal(a, b) for a, b in zip(before, episode.get_observations()))
+    after = episode.get_observations()
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +165,20 @@ def test_a_restored_buffer_samples_and_grows_as_the_saved_one(short_games):
     assert pickled_size(saved) < pickled_size(todays) / 3
 
 
+def test_a_buffer_saved_by_rllibs_buffer_is_restored_whole(short_games):
+    """A sweep checkpointed before its preset used the frame buffer resumes."""
+    todays = EpisodeReplayBuffer(capacity=600)
+    for chunk in short_games[:-3]:
+        todays.add(chunk)
+    ours = FrameEpisodeReplayBuffer(capacity=600)
+    ours.set_state(pickle.loads(pickle.dumps(todays.get_state())))  # as trainable.py saves
+    for chunk in short_games[-3:]:
+        todays.add(chunk)
+        ours.add(chunk)
+    assert ours.frames_mode is False and not ours.frames
+    same_batch(sample(ours, seed=5), sample(todays, seed=5))
+
+
 def pickled_size(buffer) -> int:
     """What trainable.py writes to a checkpoint."""
     return len(pickle.dumps(buffer.get_state(), protocol=pickle.HIGHEST_PROTOCOL))
@@ -196,7 +216,7 @@ def test_other_observations_are_kept_as_rllib_keeps_them():
         todays.add(chunk)
         ours.add(chunk)
     assert ours.frames_mode is False and not ours.frames
-    for a, b in zip(sample(ours, seed=1), sample(todays, seed=1)):
+    for a, b in zip(sample(ours, seed=1), sample(todays, seed=1), strict=True):
         assert np.array_equal(a.get_observations(0), b.get_observations(0))
         assert np.array_equal(a.get_observations(-1), b.get_observations(-1))
 

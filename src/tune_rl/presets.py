@@ -110,9 +110,9 @@ def _dopamine(gin: str) -> dict[str, tuple[Any, str]]:
         "training_intensity": (8, f"{src}: update_period 4 with batch_size 32"),
         "td_error_loss_fn": ("huber", "Mnih et al. 2015: the TD error clipped to [-1, 1]"),
         "hiddens": ([512], "Mnih et al. 2015: one 512-unit hidden layer after the convolutions"),
-        # Each frame kept once, a transition costs about 7.6 KB (replay.py):
-        # Dopamine's million is about 7.6 GB a trial, checked against the
-        # machine's memory before a sweep starts (plan.py). A quick profile's
+        # Each frame kept once, a transition costs about 7.6 KB (prioritized
+        # 7.9; replay.py): Dopamine's million is about 7.9 GB a trial, checked
+        # against the machine's memory before a sweep starts (plan.py). A quick profile's
         # buffer holds no more than its trials sample.
         "replay_buffer_config": ({"type": FRAME_BUFFER_TYPE, "capacity": 1_000_000},
                                  f"{src}: replay_capacity 1000000 (uniform, frames stored "

@@ -154,7 +154,11 @@ class FrameStore:
     def sample(self, *args, to_numpy: bool = False, **kwargs):
         sampled = super().sample(*args, to_numpy=False if self.frames_mode else to_numpy,
                                  **kwargs)
-        if not self.frames_mode or not isinstance(sampled, list):
+        if not self.frames_mode:
+            return sampled
+        if isinstance(sampled, dict):  # the uniform buffer's sequences (sample_episodes=False)
+            sampled["obs"] = np.array([[self.stack(key) for key in row]
+                                       for row in sampled["obs"]])
             return sampled
         for episode in sampled:
             observations = episode.observations
@@ -167,9 +171,7 @@ class FrameStore:
         return sampled
 
     def get_state(self) -> dict[str, Any]:
-        frames = {number: f if isinstance(f, np.ndarray) else
-                  np.stack(f) if f else np.zeros((0, 0, 0), np.uint8)
-                  for number, f in self.frames.items()}
+        frames = {number: np.asarray(f) for number, f in self.frames.items()}
         return {**super().get_state(), "frames_mode": self.frames_mode,
                 "frame_stack": self.frame_stack, "frames": frames,
                 "episode_numbers": list(self.episode_numbers.items()),
@@ -178,6 +180,12 @@ class FrameStore:
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
+        if "frames_mode" not in state:
+            # Saved by RLlib's buffer (a sweep checkpointed before its preset
+            # used this one): its episodes hold whole stacks, and so will
+            # what is added to them.
+            self.frames_mode = False
+            return
         self.frames_mode = state["frames_mode"]
         self.frame_stack = state["frame_stack"]
         self.frames = dict(state["frames"])
