@@ -65,7 +65,9 @@ from tune_rl.errors import UsageError, unknown
 BUFFER_TYPE = "tune_rl.replay.BetaAnnealingPrioritizedEpisodeReplayBuffer"
 FRAME_BUFFER_TYPE = "tune_rl.replay.FrameEpisodeReplayBuffer"
 FRAME_PER_BUFFER_TYPE = "tune_rl.replay.FramePrioritizedEpisodeReplayBuffer"
-_POSITION_BITS = 32  # frames per episode: ALE's 108,000-frame cap is 27,000 steps
+# A key's low bits: a frame's position in its episode. ALE's cap of 108,000
+# frames is 27,000 steps, far below 2**32.
+_POSITION_BITS = 32
 
 
 class FrameStore:
@@ -79,7 +81,9 @@ class FrameStore:
         super().__init__(*args, **kwargs)
         self.frames_mode: bool | None = None  # decided by the first observation added
         self.frame_stack = 0  # frames per observation
-        self.frames: dict[int, Any] = {}  # episode number -> its frames, oldest first
+        # Episode number -> its 2-D frames, oldest first: a list while the
+        # episode goes on, one array once it is done (or restored).
+        self.frames: dict[int, Any] = {}
         self.episode_numbers: dict[str, int] = {}  # RLlib's episode id -> ours
         self.next_episode_number = 0
         self.observation_space = None
@@ -123,7 +127,8 @@ class FrameStore:
         # deep-copies each episode it stores, and with it the Box of 84x84x4
         # uint8 low and high bounds (and their two boolean masks), 113 KB
         # per stored episode.
-        self.observation_space = self.observation_space or episode.observation_space
+        if self.observation_space is None:
+            self.observation_space = episode.observation_space
         keyed.observations = InfiniteLookbackBuffer(
             data=np.asarray(keys, dtype=np.int64) if isinstance(data, np.ndarray) else keys,
             lookback=observations.lookback)
