@@ -269,3 +269,14 @@ def test_a_sweep_whose_buffers_do_not_fit_in_memory_is_refused(tmp_path, capsys,
     assert "training.replay_buffer_config.capacity: " in error
     assert "max_concurrent: 1 or fewer" in error
     assert not (tmp_path / "ray_results").exists()  # refused before anything started
+
+
+def test_on_a_cluster_the_dry_run_says_the_nodes_memory_is_not_checked():
+    from tune_rl.plan import resolve_plan
+    from tune_rl.spec import load_spec
+
+    plan = resolve_plan(load_spec("DQN", profile="full"))
+    plan.address = "ray://head:10001"  # what plan_sweep records for --address
+    line = plan.describe()["replay_memory"]
+    assert "not checked against the cluster's nodes" in line
+    assert "on this machine" not in line
