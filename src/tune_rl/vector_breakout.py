@@ -119,6 +119,9 @@ class VectorBreakout:
         `seed + i` as gymnasium's vector envs do; returns every game's
         observation and the infos of the games reset (in `indices` order)."""
         indices = range(self.num_envs) if indices is None else list(indices)
+        # A new array: the caller keeps the last one's rows (an ended game's
+        # final observation).
+        self._frames = self._frames.copy()
         infos = []
         for i in indices:
             game = self._games[i]
@@ -137,7 +140,7 @@ class VectorBreakout:
             self._lives[i], self._quiet[i], self._score[i] = info["lives"], 0, 0.0
             info[SCORE_KEY] = 0.0
             infos.append(info)
-        return self._frames.copy(), infos
+        return self._frames, infos
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                  np.ndarray, list[dict[str, Any]]]:
@@ -174,6 +177,10 @@ class VectorBreakout:
         stacked[..., -1] = frames
         self._frames = stacked
         return stacked, np.sign(rewards), terminated, truncated, infos
+
+    @property
+    def unwrapped(self) -> VectorBreakout:  # as gymnasium envs, for RLlib's env runner
+        return self
 
     def close(self) -> None:
         for game in self._games:
