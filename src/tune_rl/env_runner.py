@@ -37,6 +37,7 @@ What it does not do, where RLlib's runner does:
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 
@@ -50,6 +51,31 @@ from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.metrics import WEIGHTS_SEQ_NO
 
 from tune_rl.vector_breakout import VectorBreakout
+
+GROUPS = 2
+
+
+class RunnerEpisode(SingleAgentEpisode):
+    """RLlib's episode, copied without copying its spaces.
+
+    RLlib's replay buffers deep-copy every chunk they are given
+    (EpisodeReplayBuffer.add), spaces included: a Box of 84x84x4 carries
+    its bounds and its random generator. Measured on a 4-step chunk of
+    Breakout: 0.45 ms per copy, 0.10 ms with the spaces shared, which no
+    one changes. Everything else is copied as before.
+    """
+
+    __slots__ = ()
+
+    def __deepcopy__(self, memo: dict) -> RunnerEpisode:
+        for space in (self.observation_space, self.action_space):
+            memo[id(space)] = space
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        _, slots = self.__getstate__()
+        for name, value in slots.items():
+            object.__setattr__(clone, name, copy.deepcopy(value, memo))
+        return clone
 
 
 class _Chunk:
@@ -68,7 +94,7 @@ class _Chunk:
 
     def episode(self, runner: VectorEnvRunner, terminated: bool = False,
                 truncated: bool = False) -> SingleAgentEpisode:
-        episode = SingleAgentEpisode(
+        episode = RunnerEpisode(
             self.id_, observations=self.observations, infos=self.infos,
             actions=self.actions, rewards=self.rewards,
             extra_model_outputs={WEIGHTS_SEQ_NO: self.seq_nos},
@@ -95,7 +121,6 @@ class VectorEnvRunner(SingleAgentEnvRunner):
         self.env = VectorBreakout(self.config.num_envs_per_env_runner, env_config)
         self.num_envs = self.env.num_envs
         self._needs_initial_reset = True
-        self._obs: np.ndarray | None = None
         self._chunks: list[_Chunk] = []
         make_callback(
             "on_environment_created", callbacks_objects=self._callbacks,
@@ -106,15 +131,17 @@ class VectorEnvRunner(SingleAgentEnvRunner):
 
     def _reset_all(self) -> None:
         seed = self._seed if self._needs_initial_reset else None
-        self._obs, infos = self.env.reset(seed=seed)
-        self._chunks = [_Chunk(self._obs[i], infos[i]) for i in range(self.num_envs)]
+        obs, infos = self.env.reset(seed=seed)
+        self._chunks = [_Chunk(obs[i], infos[i]) for i in range(self.num_envs)]
         self._ongoing_episodes_for_metrics.clear()
         self._needs_initial_reset = False
 
-    def _actions(self, explore: bool, random_actions: bool, ts: int) -> np.ndarray:
+    def _actions(self, group: np.ndarray, explore: bool, random_actions: bool,
+                 ts: int) -> np.ndarray:
         if random_actions:
-            return self.env.action_space.sample()
-        batch = {Columns.OBS: torch.from_numpy(self._obs).to(self._device)}
+            return np.array([self.env.single_action_space.sample() for _ in group])
+        obs = np.stack([self._chunks[i].observations[-1] for i in group])
+        batch = {Columns.OBS: torch.from_numpy(obs).to(self._device)}
         with torch.no_grad():
             if explore:
                 # As RLlib's runner: global env steps, counted over all env runners.
@@ -133,30 +160,51 @@ class VectorEnvRunner(SingleAgentEnvRunner):
         ts = eps = 0
         done: list[SingleAgentEpisode] = []
         seq_no = self._weights_seq_no
-        while (ts < num_timesteps) if num_timesteps is not None else (eps < num_episodes):
-            actions = self._actions(explore, random_actions, ts)
-            obs, rewards, terminated, truncated, infos = self.env.step(actions)
+        # Two groups of envs in turn: one group's games run in ale-py's
+        # threads while the module computes the other group's actions.
+        groups = np.array_split(np.arange(self.num_envs), min(GROUPS, self.num_envs))
+        in_flight: dict[int, np.ndarray] = {}
+
+        def launch(g: int) -> None:
+            in_flight[g] = self._actions(groups[g], explore, random_actions, ts)
+            self.env.step_async(in_flight[g], groups[g])
+
+        sampling = True
+        k = 0
+        while sampling or in_flight:
+            g, following = k % len(groups), (k + 1) % len(groups)
+            k += 1
+            for h in (g, following):
+                if sampling and h not in in_flight:
+                    launch(h)
+            if g not in in_flight:
+                continue
+            actions, group = in_flight.pop(g), groups[g]
+            obs, rewards, terminated, truncated, infos = self.env.step_wait(group)
             now = time.perf_counter()
-            for i, chunk in enumerate(self._chunks):
-                chunk.observations.append(obs[i])
-                chunk.infos.append(infos[i])
-                chunk.actions.append(int(actions[i]))
-                chunk.rewards.append(float(rewards[i]))
+            for j, i in enumerate(group):
+                chunk = self._chunks[i]
+                chunk.observations.append(obs[j])
+                chunk.infos.append(infos[j])
+                chunk.actions.append(int(actions[j]))
+                chunk.rewards.append(float(rewards[j]))
                 chunk.seq_nos.append(seq_no)
                 chunk.last_step_time = now
-            ts += self.num_envs
+            ts += len(group)
             ended = np.flatnonzero(terminated | truncated)
-            for i in ended:
-                episode = self._chunks[i].episode(self, bool(terminated[i]),
-                                                  bool(truncated[i]))
-                self._make_episode_end_callback(episode, int(i))
+            for j in ended:
+                i = int(group[j])
+                episode = self._chunks[i].episode(self, bool(terminated[j]),
+                                                  bool(truncated[j]))
+                self._make_episode_end_callback(episode, i)
                 done.append(episode)
                 eps += 1
             if len(ended):
-                obs, reset_infos = self.env.reset(ended)
-                for i, info in zip(ended, reset_infos, strict=True):
-                    self._chunks[i] = _Chunk(obs[i], info)
-            self._obs = obs
+                obs, reset_infos = self.env.reset(group[ended])
+                for j, i in enumerate(group[ended]):
+                    self._chunks[i] = _Chunk(obs[j], reset_infos[j])
+            sampling = (ts < num_timesteps) if num_timesteps is not None else (
+                eps < num_episodes)
         if num_episodes is not None:
             # As RLlib's runner: the first `num_episodes` to end; a reset next time.
             done = done[:num_episodes]

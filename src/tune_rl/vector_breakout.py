@@ -92,14 +92,15 @@ class VectorBreakout:
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space,
                                                               num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
-        self._frames = np.zeros((num_envs, SIZE, SIZE, FRAME_STACK), np.uint8)
+        # Each game's stacked frames, replaced at every step, never changed in
+        # place: returned observations stay as they were.
+        self._stacks = [np.zeros((SIZE, SIZE, FRAME_STACK), np.uint8)] * num_envs
         self._lives = np.zeros(num_envs, np.int64)
         self._quiet = np.zeros(num_envs, np.int64)
         self._score = np.zeros(num_envs, np.float64)
-        self._ones = np.ones(1, np.float32)
 
     def _send(self, index: int, action: int) -> None:
-        self._games[index].ale.send(np.array([action], np.int64), self._ones)
+        self._games[index].ale.send([action], [1.0])
 
     def _recv(self, index: int) -> tuple[np.ndarray, int, bool, bool, dict[str, int]]:
         obs, reward, terminated, truncated, info = self._games[index].ale.recv()
@@ -116,12 +117,9 @@ class VectorBreakout:
     def reset(self, indices=None, seed: int | None = None
               ) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Resets the games at `indices` (all by default), game i seeded with
-        `seed + i` as gymnasium's vector envs do; returns every game's
-        observation and the infos of the games reset (in `indices` order)."""
+        `seed + i` as gymnasium's vector envs do; returns their observations
+        and infos, in `indices` order."""
         indices = range(self.num_envs) if indices is None else list(indices)
-        # A new array: the caller keeps the last one's rows (an ended game's
-        # final observation).
-        self._frames = self._frames.copy()
         infos = []
         for i in indices:
             game = self._games[i]
@@ -136,47 +134,59 @@ class VectorBreakout:
                 frame = obs[0, 0]
                 info = {k: int(reset_info[k][0])
                         for k in ("lives", "episode_frame_number", "frame_number")}
-            self._frames[i] = frame[..., None]
+            self._stacks[i] = np.repeat(frame[..., None], FRAME_STACK, axis=-1)
             self._lives[i], self._quiet[i], self._score[i] = info["lives"], 0, 0.0
             info[SCORE_KEY] = 0.0
             infos.append(info)
-        return self._frames, infos
+        return np.stack([self._stacks[i] for i in indices]), infos
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                  np.ndarray, list[dict[str, Any]]]:
         """One agent step of every game: stacked observations, clipped
         rewards, terminated, truncated, and one info dict per game."""
-        n = self.num_envs
-        results = self._step_some(range(n), actions)
-        frames = np.stack([r[0] for r in results])
+        every = np.arange(self.num_envs)
+        self.step_async(actions, every)
+        return self.step_wait(every)
+
+    def step_async(self, actions: np.ndarray, indices: np.ndarray) -> None:
+        """Starts one agent step of the games at `indices`; ale-py's threads
+        play them while the caller goes on (computing other games' actions)."""
+        for i, a in zip(indices, actions, strict=True):
+            self._send(i, int(a))
+
+    def step_wait(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                      np.ndarray, list[dict[str, Any]]]:
+        """Finishes the step `step_async` started for `indices`: as `step`, for those games."""
+        results = [self._recv(i) for i in indices]
+        frames = [r[0] for r in results]
         rewards = np.array([r[1] for r in results], np.float64)
         terminated = np.array([r[2] for r in results])
         truncated = np.array([r[3] for r in results])
         infos = [r[4] for r in results]
         lives = np.array([info["lives"] for info in infos])
         # FireOnLifeLoss.step, over the batch.
-        life_lost = lives < self._lives
-        self._quiet = np.where((rewards != 0) | life_lost, 0, self._quiet + 1)
-        fire = ~(terminated | truncated) & (life_lost | (self._quiet >= FireOnLifeLoss.PATIENCE))
+        life_lost = lives < self._lives[indices]
+        quiet = np.where((rewards != 0) | life_lost, 0, self._quiet[indices] + 1)
+        fire = ~(terminated | truncated) & (life_lost | (quiet >= FireOnLifeLoss.PATIENCE))
         if fire.any():
             again = np.flatnonzero(fire)
-            for i, (frame, more, term, trunc, info) in zip(
-                    again, self._step_some(again, [FireOnLifeLoss.FIRE] * len(again)), strict=True):
-                frames[i], infos[i] = frame, info
-                rewards[i] += more
-                terminated[i], truncated[i] = term, trunc
-                lives[i] = info["lives"]
-            self._quiet[fire] = 0
-        self._lives = lives
+            fired = self._step_some(indices[again], [FireOnLifeLoss.FIRE] * len(again))
+            for j, (frame, more, term, trunc, info) in zip(again, fired, strict=True):
+                frames[j], infos[j] = frame, info
+                rewards[j] += more
+                terminated[j], truncated[j] = term, trunc
+                lives[j] = info["lives"]
+            quiet[fire] = 0
+        self._quiet[indices], self._lives[indices] = quiet, lives
         # ClipRewardKeepScore and StackFrames.
-        self._score += rewards
-        for info, score in zip(infos, self._score.tolist(), strict=True):
-            info[SCORE_KEY] = score
-        stacked = np.empty_like(self._frames)
-        stacked[..., :-1] = self._frames[..., 1:]
-        stacked[..., -1] = frames
-        self._frames = stacked
-        return stacked, np.sign(rewards), terminated, truncated, infos
+        self._score[indices] += rewards
+        obs = np.empty((len(indices), SIZE, SIZE, FRAME_STACK), np.uint8)
+        for j, i in enumerate(indices):
+            infos[j][SCORE_KEY] = float(self._score[i])
+            obs[j, ..., :-1] = self._stacks[i][..., 1:]
+            obs[j, ..., -1] = frames[j]
+            self._stacks[i] = obs[j]
+        return obs, np.sign(rewards), terminated, truncated, infos
 
     @property
     def unwrapped(self) -> VectorBreakout:  # as gymnasium envs, for RLlib's env runner
