@@ -169,13 +169,17 @@ class VectorEnvRunner(SingleAgentEnvRunner):
             in_flight[g] = self._actions(groups[g], explore, random_actions, ts)
             self.env.step_async(in_flight[g], groups[g])
 
-        sampling = True
+        def wanted() -> bool:  # more steps to start: as RLlib's runner, no more than needed
+            if num_timesteps is None:
+                return eps < num_episodes
+            return ts + sum(len(groups[h]) for h in in_flight) < num_timesteps
+
         k = 0
-        while sampling or in_flight:
+        while wanted() or in_flight:
             g, following = k % len(groups), (k + 1) % len(groups)
             k += 1
             for h in (g, following):
-                if sampling and h not in in_flight:
+                if h not in in_flight and wanted():
                     launch(h)
             if g not in in_flight:
                 continue
@@ -203,8 +207,6 @@ class VectorEnvRunner(SingleAgentEnvRunner):
                 obs, reset_infos = self.env.reset(group[ended])
                 for j, i in enumerate(group[ended]):
                     self._chunks[i] = _Chunk(obs[j], reset_infos[j])
-            sampling = (ts < num_timesteps) if num_timesteps is not None else (
-                eps < num_episodes)
         if num_episodes is not None:
             # As RLlib's runner: the first `num_episodes` to end; a reset next time.
             done = done[:num_episodes]
