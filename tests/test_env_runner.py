@@ -110,3 +110,31 @@ def test_episode_ids_continue_across_samples_and_epsilon_follows_rllibs_timestep
         assert all(g.get_infos(-1)[SCORE_KEY] >= g.get_return() for g in games)
     finally:
         algo.stop()
+
+
+def test_the_replay_buffers_copy_of_a_chunk_is_independent_of_the_runners():
+    """RLlib's buffer deep-copies each chunk, then appends later chunks to its copy."""
+    import copy
+
+    import gymnasium as gym
+
+    from tune_rl.env_runner import RunnerEpisode
+
+    spaces = dict(observation_space=gym.spaces.Box(0, 255, (84, 84, 4), np.uint8),
+                  action_space=gym.spaces.Discrete(4))
+    frames = [np.full((84, 84, 4), i, np.uint8) for i in range(5)]
+    infos = [{"lives": 5, SCORE_KEY: float(i)} for i in range(5)]
+    chunk = RunnerEpisode("game", observations=frames, infos=infos, actions=[0, 1, 2, 3],
+                          rewards=[0.0, 1.0, 0.0, 0.0], len_lookback_buffer=0,
+                          extra_model_outputs={"weights_seq_no": [0] * 4}, **spaces)
+    stored = copy.deepcopy(chunk)
+    stored.validate()
+    assert stored.observation_space is chunk.observation_space  # shared, never changed
+    stored.concat_episode(RunnerEpisode(
+        "game", observations=[frames[-1], frames[0]], infos=[infos[-1], infos[0]],
+        actions=[1], rewards=[1.0], t_started=4, len_lookback_buffer=0,
+        extra_model_outputs={"weights_seq_no": [1]}, **spaces))
+    stored.get_infos(0)[SCORE_KEY] = -1.0
+    assert len(stored) == 5 and stored.get_return() == 2.0
+    assert len(chunk) == 4 and chunk.get_return() == 1.0 and infos[0][SCORE_KEY] == 0.0
+    chunk.validate()
