@@ -138,3 +138,28 @@ def test_the_replay_buffers_copy_of_a_chunk_is_independent_of_the_runners():
     assert len(stored) == 5 and stored.get_return() == 2.0
     assert len(chunk) == 4 and chunk.get_return() == 1.0 and infos[0][SCORE_KEY] == 0.0
     chunk.validate()
+
+
+@pytest.mark.slow
+def test_a_dqn_sweep_sampled_by_the_vector_runner_is_scored_and_its_checkpoint_plays(
+        local_ray, tmp_path, capsys):
+    """What a user runs: `tune-rl sweep` (evaluation at the end) and
+    `tune-rl evaluate` of the best checkpoint, which plays its own games."""
+    from tune_rl.cli import main
+    from tune_rl.plan import plan_sweep
+    from tune_rl.runner import run_sweep
+    from tune_rl.spec import load_spec
+
+    spec = load_spec("DQN", env="breakout", trials=1, max_env_steps=256,
+                     min_env_steps_per_iteration=128, evaluation=False, eval_episodes=1,
+                     env_config=SHORT_GAMES, name="tiny-vector-runner",
+                     storage_path=str(tmp_path / "ray_results"),
+                     tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    summary = run_sweep(plan_sweep(spec))
+    assert summary["succeeded"] == 1 and summary["failed"] == 0
+    trial = summary["trials"][0]
+    assert trial["env_steps"] >= 256 and trial["score"] is not None
+    assert trial["selected_score"] == trial["eval_score"] is not None
+    assert main(["evaluate", summary["best"]["checkpoint"], "--episodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "DQN on breakout, 2 complete games" in out
