@@ -150,15 +150,16 @@ def test_a_dqn_sweep_sampled_by_the_vector_runner_is_scored_and_its_checkpoint_p
     from tune_rl.runner import run_sweep
     from tune_rl.spec import load_spec
 
-    spec = load_spec("DQN", env="breakout", trials=1, max_env_steps=256,
-                     min_env_steps_per_iteration=128, evaluation=False, eval_episodes=1,
+    # 8 envs (the DQN profiles'): 64 agent steps each, past the 50 a game lasts.
+    spec = load_spec("DQN", env="breakout", trials=1, max_env_steps=512,
+                     min_env_steps_per_iteration=256, evaluation=False, eval_episodes=1,
                      env_config=SHORT_GAMES, name="tiny-vector-runner",
                      storage_path=str(tmp_path / "ray_results"),
                      tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     summary = run_sweep(plan_sweep(spec))
     assert summary["succeeded"] == 1 and summary["failed"] == 0
     trial = summary["trials"][0]
-    assert trial["env_steps"] >= 256 and trial["score"] is not None
+    assert trial["env_steps"] >= 512 and trial["score"] is not None
     assert trial["selected_score"] == trial["eval_score"] is not None
     assert main(["evaluate", summary["best"]["checkpoint"], "--episodes", "2"]) == 0
     out = capsys.readouterr().out
