@@ -29,7 +29,10 @@ Measured with ale-py 0.12.1 (tests/test_vector_env.py):
   few steps even when ALE gets the same seed as gymnasium gives it
   (`AtariEnv.seed_game`): the vector env draws stickiness from its own RNG.
   Equality is therefore shown with `repeat_action_probability=0`, and the
-  stickiness separately (ALE reports it applied; the test measures it).
+  stickiness separately: with 0.25 the same seed and actions play another
+  game than with 0, in both envs, and with 0 the seed changes nothing.
+- Untested: a reset whose FIRE step ends the game (`FireOnLifeLoss` then
+  resets again without FIRE); it did not occur in the games played.
 
 `noop_max` > 0 and `terminal_on_life_loss` are not done here (the C++ no-op
 starts draw from another RNG than `AtariPreprocessing`'s): `supports` says
