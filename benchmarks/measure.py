@@ -75,8 +75,9 @@ def vector_env_steps_per_s(steps: int, num_envs: int = 8) -> float:
 # --- RLlib trials, outside Tune ---------------------------------------------
 
 def build_dqn(algo: str, envs: int, learning_starts: int, iteration_steps: int,
-              gpus: float = 0):
-    """An RLlib algorithm of a DQN preset, as a sweep builds it, outside Tune."""
+              gpus: float = 0, vector_env_runner: bool = True):
+    """An RLlib algorithm of a DQN preset, as a sweep builds it, outside Tune;
+    `vector_env_runner=False`: sampled by RLlib's own env runner."""
     import torch
 
     from tune_rl.config import TrialSettings, build_config
@@ -87,15 +88,19 @@ def build_dqn(algo: str, envs: int, learning_starts: int, iteration_steps: int,
     ENVS["breakout"].register()
     settings = TrialSettings(
         rollout_fragment_length=4, envs_per_env_runner=envs,
-        gpus_per_learner=gpus,
+        gpus_per_learner=gpus, vector_env_runner=vector_env_runner,
         min_env_steps_per_iteration=iteration_steps,
         training={"num_steps_sampled_before_learning_starts": learning_starts})
     return build_config(PRESETS[algo], ENVS["breakout"], {}, settings).build_algo()
 
 
-def dqn_sampling_steps_per_s(envs: int, steps: int) -> float:
-    """RLlib's DQN sampling into its replay buffer before learning starts."""
-    algo = build_dqn("DQN", envs, learning_starts=10**9, iteration_steps=steps)
+def dqn_sampling_steps_per_s(envs: int, steps: int, vector_env_runner: bool = True) -> float:
+    """RLlib's DQN sampling into its replay buffer before learning starts,
+    the Q-network's forward pass run for every step (epsilon is 1 then, but
+    RLlib's DQN module computes the Q-values before choosing at random).
+    Through tune-rl's VectorEnvRunner, or RLlib's own env runner."""
+    algo = build_dqn("DQN", envs, learning_starts=10**9, iteration_steps=steps,
+                     vector_env_runner=vector_env_runner)
     try:
         algo.train()  # first iteration: start-up
         return _train_rate(algo, 1)

@@ -17,6 +17,7 @@ FIGURES = {
     "env_raw_ale_steps_per_s", "env_wrapped_steps_per_s", "env_ale_vector_8_steps_per_s",
     "mlflow_ms_per_result", "rainbow_update_plain_pytorch_ms", "rainbow_update_rllib_ms",
     "dqn_sampling_1_env_steps_per_s", "dqn_sampling_8_env_steps_per_s",
+    "dqn_sampling_8_rllib_runner_env_steps_per_s",
     "rainbow_learning_env_steps_per_s", "replay_bytes_per_transition",
     "replay_prioritized_bytes_per_transition",
     "ppo_bare_rllib_env_steps_per_s", "ppo_sweep_trial_env_steps_per_s",

@@ -70,6 +70,9 @@ class TrialSettings:
     # The DQN family's replay buffer in every checkpoint, not only the latest
     # (trainable.py): for PBT and PB2, which restore from other trials'.
     replay_in_every_checkpoint: bool = False
+    # The DQN family samples Breakout through VectorEnvRunner (env_runner.py)
+    # where it plays the env_config; False keeps RLlib's own env runner.
+    vector_env_runner: bool = True
 
 
 def build_config(
@@ -182,11 +185,30 @@ def build_config(
                    min_time_s_per_iteration=0)
         .debugging(seed=seed)
     )
+    runner = env_runner_class(preset, env, env_config, settings)
+    if runner is not None:
+        config.env_runners(env_runner_cls=runner)
     if preset.is_dqn and settings.rollout_fragment_length == "auto":
         fragment = exact_fragment_length(config)
         if fragment is not None:
             config.env_runners(rollout_fragment_length=fragment)
     return config
+
+
+def env_runner_class(preset: Preset, env: EnvChoice, env_config: dict[str, Any],
+                     settings: TrialSettings):
+    """VectorEnvRunner for the DQN family on Breakout, where it plays the
+    env_config as make_breakout does (vector_breakout.supports); None keeps
+    RLlib's SingleAgentEnvRunner (noop_max, terminal_on_life_loss, PPO's
+    connector frame stacking, CartPole)."""
+    from tune_rl.vector_breakout import supports
+
+    if not (settings.vector_env_runner and preset.is_dqn and env.name == "breakout"
+            and supports(env_config)):
+        return None
+    from tune_rl.env_runner import VectorEnvRunner
+
+    return VectorEnvRunner
 
 
 def stated_update_period(config: AlgorithmConfig) -> float | None:

@@ -1,0 +1,154 @@
+"""The vectorised Breakout plays each game exactly as today's env does.
+
+Real ALE on both sides: `make_breakout` (gymnasium's wrappers) against
+`VectorBreakout` (ale-py's C++ vector env), same seed, same actions,
+compared step by step: observations bit for bit, rewards, game score,
+lives, frame numbers, terminated and truncated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tune_rl.envs import SCORE_KEY, FireOnLifeLoss, make_breakout
+from tune_rl.vector_breakout import VectorBreakout, supports
+
+
+def actions(steps: int, seed: int = 0) -> list[int]:
+    """Random play with long stretches of mostly NOOP, so that balls are
+    lost (FIRE after a lost life) and games end."""
+    rng = np.random.default_rng(seed)
+    return [int(rng.integers(4)) if (t // 150) % 2 == 0 else (0 if rng.random() < 0.9 else 3)
+            for t in range(steps)]
+
+
+def compare(env_config: dict, steps: int, seed: int = 3) -> dict[str, int]:
+    """Plays game 0 of a two-game VectorBreakout against make_breakout with the
+    same actions (game 1 plays others), resetting both when a game ends.
+    Returns what happened, asserting equality at every step."""
+    ref = make_breakout({**env_config, "stack_frames_in_env": True})
+    vec = VectorBreakout(2, env_config)
+    seen = {"steps": 0, "fires": 0, "quiet_fires": 0, "terminated": 0, "truncated": 0,
+            "points": 0}
+    try:
+        obs, info = ref.reset(seed=seed)
+        vobs, vinfos = vec.reset(seed=seed)
+        assert np.array_equal(obs, vobs[0]) and info == vinfos[0]
+        rng = np.random.default_rng(1)
+        for t, action in enumerate(actions(steps)):
+            before = info
+            obs, reward, terminated, truncated, info = ref.step(action)
+            vobs, vrewards, vterminated, vtruncated, vinfos = vec.step(
+                np.array([action, rng.integers(4)]))
+            assert vobs.dtype == np.uint8 and vobs.shape == (2, 84, 84, 4)
+            assert np.array_equal(obs, vobs[0]), f"step {t}: {(obs != vobs[0]).sum()} pixels"
+            assert (reward, terminated, truncated) == (
+                vrewards[0], vterminated[0], vtruncated[0]), f"step {t}"
+            assert info == vinfos[0], f"step {t}"
+            seen["steps"] += 1
+            seen["points"] += reward > 0
+            if info["episode_frame_number"] - before["episode_frame_number"] == 8:
+                seen["fires"] += 1  # the agent's 4 frames and FIRE's 4
+                seen["quiet_fires"] += info["lives"] == before["lives"]
+            if terminated or truncated:
+                seen["terminated"] += terminated
+                seen["truncated"] += truncated
+                obs, info = ref.reset()
+                vobs, vinfos = vec.reset([0, 1])
+                assert np.array_equal(obs, vobs[0]) and info == vinfos[0]
+    finally:
+        ref.close()
+        vec.close()
+    return seen
+
+
+def test_games_equal_todays_env_step_by_step_through_lost_lives_and_game_ends():
+    seen = compare({"repeat_action_probability": 0.0}, 2500)
+    assert seen["terminated"] >= 5  # whole games, each ending with its last life
+    assert seen["fires"] >= 20  # FIRE after lost lives
+    assert seen["points"] > 0
+
+
+def test_games_equal_todays_env_when_the_frame_cap_truncates_them():
+    seen = compare({"repeat_action_probability": 0.0, "max_frames_per_episode": 400}, 800)
+    assert seen["truncated"] >= 3
+
+
+def test_games_equal_todays_env_when_fire_is_pressed_after_quiet_steps(monkeypatch):
+    """The quiet FIRE (100 steps without reward or lost life) is rare in
+    random play; with a patience of 8 steps both envs press it often."""
+    monkeypatch.setattr(FireOnLifeLoss, "PATIENCE", 8)
+    seen = compare({"repeat_action_probability": 0.0}, 1200)
+    assert seen["quiet_fires"] >= 10
+
+
+def test_sticky_actions_are_applied():
+    """ALE's sticky-action RNG in the vector env is not gymnasium's, so games
+    with stickiness cannot be compared step by step: with 0.25 the same
+    seed and actions give another game than with 0, in both envs, and with
+    0 the game does not depend on the seed."""
+    plays = actions(200)
+
+    def frames(make, seed):
+        env = make()
+        try:
+            out = [env.reset(seed=seed)[0]]
+            for action in plays:
+                out.append(env.step(action)[0])
+                if len(out) > 150:
+                    break
+            return np.stack(out)
+        finally:
+            env.close()
+
+    def vector(p):
+        class One:
+            def __init__(self):
+                self.env = VectorBreakout(1, {"repeat_action_probability": p})
+
+            def reset(self, seed):
+                obs, infos = self.env.reset(seed=seed)
+                return obs[0], infos[0]
+
+            def step(self, action):
+                out = self.env.step(np.array([action]))
+                if out[2][0] or out[3][0]:
+                    self.env.reset([0])
+                return (out[0][0],)
+
+            def close(self):
+                self.env.close()
+        return One
+
+    for make in (lambda p: (lambda: make_breakout({"repeat_action_probability": p,
+                                                   "stack_frames_in_env": True})), vector):
+        steady = frames(make(0.0), seed=0)
+        assert np.array_equal(steady, frames(make(0.0), seed=1))
+        sticky = [frames(make(0.25), seed=s) for s in range(3)]
+        assert all(not np.array_equal(steady, f) for f in sticky)
+        assert not np.array_equal(sticky[0], sticky[1])
+
+
+def test_settings_it_does_not_play_are_named():
+    assert supports({"repeat_action_probability": 0.25, "max_frames_per_episode": 1000})
+    assert not supports({"noop_max": 30})
+    assert not supports({"terminal_on_life_loss": True})
+    with pytest.raises(ValueError, match="noop_max"):
+        VectorBreakout(1, {"noop_max": 30})
+
+
+def test_game_score_is_the_unclipped_sum():
+    vec = VectorBreakout(1, {"repeat_action_probability": 0.0})
+    try:
+        vec.reset(seed=0)
+        total = 0.0
+        for action in actions(1500):
+            _, reward, terminated, truncated, infos = vec.step(np.array([action]))
+            assert reward[0] in (0.0, 1.0)
+            total += reward[0]
+            if terminated[0] or truncated[0]:
+                break
+        assert infos[0][SCORE_KEY] >= total > 0
+    finally:
+        vec.close()
