@@ -63,7 +63,8 @@ def test_dqn_family_trains_on_episodes_the_vector_runner_samples(local_ray, name
         assert buffer.get_num_timesteps() == results[-1]["num_env_steps_sampled_lifetime"]
         for episode in buffer.episodes:
             episode.validate()
-            obs = np.asarray(episode.get_observations())
+            # The frame buffer keeps keys; its stacks are rebuilt from frames.
+            obs = np.asarray([buffer.stack(key) for key in episode.get_observations()])
             assert obs.dtype == np.uint8 and obs.shape[1:] == (84, 84, 4)
             assert np.array_equal(obs[1:, ..., :3], obs[:-1, ..., 1:])
             infos = episode.get_infos()
