@@ -23,8 +23,7 @@ FIGURES = {
     "ppo_bare_rllib_env_steps_per_s", "ppo_sweep_trial_env_steps_per_s",
     "ppo_sweep_startup_to_first_result_s", "rainbow_dqn_bare_rllib_env_steps_per_s",
     "rainbow_dqn_sweep_trial_env_steps_per_s", "rainbow_dqn_sweep_startup_to_first_result_s",
-    "rainbow_1_concurrent_total_env_steps_per_s", "search_random_no_stopping_env_steps_to_450",
-    "search_tpe_asha_env_steps_to_450",
+    "rainbow_1_concurrent_total_env_steps_per_s",
 }
 
 
@@ -68,17 +67,19 @@ def test_profile_timing_runs_a_real_sweep_and_keeps_other_rows(tmp_path):
 
 def test_search_steps_count_every_trial_up_to_the_first_to_reach_the_target():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from measure import steps_until
+    from search import figures
 
-    def results(*rows):
-        return [{"timestamp": t, "num_env_steps_sampled_lifetime": s, "score": c}
-                for t, s, c in rows]
+    def rows(*results):
+        return [{"t": t, "steps": s, "eval": e} for t, s, e in results]
 
-    a = results((1, 1000, 20), (3, 2000, 60), (5, 3000, 90))
-    b = results((2, 1000, 30), (4, 2000, 450), (6, 3000, 480))
-    # b reaches 450 at t=4, when a had reported 2,000 steps: 2,000 + 2,000.
-    assert steps_until([a, b], 450) == 4000
-    assert steps_until([a], 450) == float("inf")
+    a = rows((1, 1000, 20.0), (3, 2000, None), (5, 3000, 90.0))
+    b = rows((2, 1000, 30.0), (4, 2000, 480.0), (6, 3000, 500.0))
+    # b reaches 475 at t=4, when a had reported 2,000 steps: 2,000 + 2,000;
+    # both ran the 3,000-step budget and only b's last evaluation is at 475.
+    both = figures([a, b], steps=3000)
+    assert both["env_steps_to_475"] == 4000
+    assert (both["ran_whole_budget"], both["at_475"], both["best_eval"]) == (2, 1, 500.0)
+    assert figures([a], steps=3000)["env_steps_to_475"] == float("inf")
 
 
 @pytest.mark.slow
