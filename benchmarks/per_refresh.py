@@ -5,8 +5,11 @@ training_intensity 8: K = 8 updates of 32 per training step. Each seed trains
 twice on the same budget, once with RLlib's K learner calls (priorities
 refreshed after each update) and once with tune-rl's one call
 (algorithm.py: refreshed after the K updates), and is scored by tune-rl's
-greedy evaluation over whole games (evaluation.py) and by the mean return of
-the last 100 training games (RLlib's episode_return_mean).
+greedy evaluation over whole games (evaluation.py), and by RLlib's
+`episode_return_mean` of the last iteration: the training games that ended
+in its last 1,000 env steps (RLlib 2.60 clears its windows at each
+iteration), NaN when none ended (games of 500 steps over 8 envs can span
+the whole iteration).
 
     PYTHONPATH=src python benchmarks/per_refresh.py [--env-steps 20000] [--seeds 0 1 2]
 
@@ -17,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+NOTE = ("Both modes ran back to back, seed by seed, in one process on 2 shared cores "
+        "with other work running: seconds are comparable within a seed only.")
 MODES = {"one call per K updates": True, "one call per update (RLlib)": False}
 
 
@@ -60,27 +66,39 @@ def train(seed: int, one_call: bool, env_steps: int, eval_games: int) -> dict:
         return {"seed": seed, "env_steps": int(steps), "updates": int(trained) // 32,
                 "updates_per_learner_call": int(calls[-1]), "seconds": round(seconds, 1),
                 "greedy_eval_mean": round(score.mean, 1),
-                # RLlib's mean over the last 100 training games (its window).
-                "last_100_train_mean": round(result["env_runners"]["episode_return_mean"], 1)}
+                # The games that ended in the last iteration (see above).
+                "last_iteration_train_mean": round(
+                    float(result["env_runners"].get("episode_return_mean", float("nan"))), 1)}
     finally:
         algo.stop()
 
 
+def summarise(runs: list[dict]) -> dict:
+    """Means over seeds (the last iteration's, over seeds where games ended)
+    and the median seconds of a run."""
+    summary = {key: round(statistics.fmean(v for r in runs if math.isfinite(v := r[key])), 1)
+               for key in ("greedy_eval_mean", "last_iteration_train_mean")}
+    summary["median_seconds"] = statistics.median(r["seconds"] for r in runs)
+    return summary
+
+
 def markdown(report: dict) -> str:
     lines = [f"# PER priorities refreshed after K updates vs after each ({report['date']})", "",
-             report["setup"], "",
-             "| mode | seed | greedy eval (mean of games) | last 100 training games | "
-             "updates | updates per call | seconds |",
+             report["setup"], "", report["note"], "",
+             "| mode | seed | greedy eval (mean of games) | "
+             "training games ended in the last iteration | updates | updates per call | seconds |",
              "|---|---|---|---|---|---|---|"]
     for mode, runs in report["runs"].items():
         for r in runs:
             lines.append(f"| {mode} | {r['seed']} | {r['greedy_eval_mean']} | "
-                         f"{r['last_100_train_mean']} | {r['updates']} | "
+                         f"{r['last_iteration_train_mean']} | {r['updates']} | "
                          f"{r['updates_per_learner_call']} | {r['seconds']} |")
-    lines += ["", "| mode | greedy eval: mean over seeds | last 100: mean over seeds |",
-              "|---|---|---|"]
+    lines += ["", "| mode | greedy eval: mean over seeds | "
+              "last iteration: mean over seeds where games ended | median seconds |",
+              "|---|---|---|---|"]
     for mode, s in report["summary"].items():
-        lines.append(f"| {mode} | {s['greedy_eval_mean']} | {s['last_100_train_mean']} |")
+        lines.append(f"| {mode} | {s['greedy_eval_mean']} | {s['last_iteration_train_mean']} | "
+                     f"{s['median_seconds']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -101,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(mode, runs[mode][-1], flush=True)
     finally:
         ray.shutdown()
-    summary = {mode: {key: round(statistics.fmean(r[key] for r in rs), 1)
-                      for key in ("greedy_eval_mean", "last_100_train_mean")}
-               for mode, rs in runs.items()}
+    summary = {mode: summarise(rs) for mode, rs in runs.items()}
     report = {
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "setup": (f"Rainbow_DQN (prioritized replay, alpha 0.5) on CartPole-v1, "
@@ -112,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"target update every 500 env steps, learning from 1,000 env steps, "
                   f"support [0, 100]; seeds {args.seeds}; greedy evaluation over "
                   f"{args.eval_games} whole games (evaluation.py). 2 shared CPU cores."),
-        "runs": runs, "summary": summary}
+        "note": NOTE, "runs": runs, "summary": summary}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "per_refresh.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "per_refresh.md").write_text(markdown(report))
