@@ -131,7 +131,7 @@ def rainbow_learning(steps: int, envs: int = 8, gpus: float = 0,
         results: list[dict] = []
         rate = _train_rate(algo, 1, results)
         call_s = algo.metrics.peek(("timers", "learner_update_timer"))
-        per_call = results[-1][UPDATES_PER_LEARNER_CALL]
+        per_call = float(results[-1][UPDATES_PER_LEARNER_CALL])  # numpy in the result
         return {"env_steps_per_s": rate, "update_ms": 1000 * call_s / per_call,
                 "updates_per_call": per_call}
     finally:
