@@ -107,7 +107,7 @@ def test_every_sampled_transition_gets_its_own_td_error_as_priority(local_ray):
         # drawn twice keeps its last one.
         td_errors = np.concatenate([td for _, td in watch.minibatches])
         expected = {idx: max(float(td), 1e-12) ** buffer._alpha
-                    for idx, td in zip(indices, td_errors)}
+                    for idx, td in zip(indices, td_errors, strict=True)}
         assert len(set(td_errors.round(6))) > K * BATCH // 2  # distinct errors, not one value
         for idx, priority in expected.items():
             assert buffer._sum_segment[idx] == pytest.approx(priority, rel=1e-5)
@@ -123,7 +123,7 @@ def test_the_target_network_syncs_on_schedule_after_the_k_updates(local_ray):
         synced = []
         for _ in range(5):
             algo.train()
-            pairs = [zip(main.parameters(), target.parameters())
+            pairs = [zip(main.parameters(), target.parameters(), strict=True)
                      for main, target in module.get_target_network_pairs()]
             synced.append(all(torch.equal(p, t) for pair in pairs for p, t in pair))
         # At 32 env steps no sync (RLlib's clock starts at 0), then at 64, 128.
@@ -146,6 +146,6 @@ def test_a_dqn_per_trial_trains_on_breakout_with_one_call_per_step(local_ray):
         learner = results[-1]["learners"]["default_policy"]
         assert np.isfinite(learner["qf_loss"]) and learner["num_module_steps_trained"] == K * BATCH
         after = watch.learner.module["default_policy"].parameters()
-        assert any(not torch.equal(b, a) for b, a in zip(before, after))
+        assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
     finally:
         algo.stop()
