@@ -75,9 +75,11 @@ def vector_env_steps_per_s(steps: int, num_envs: int = 8) -> float:
 # --- RLlib trials, outside Tune ---------------------------------------------
 
 def build_dqn(algo: str, envs: int, learning_starts: int, iteration_steps: int,
-              gpus: float = 0, vector_env_runner: bool = True):
+              gpus: float = 0, vector_env_runner: bool = True,
+              training: dict | None = None):
     """An RLlib algorithm of a DQN preset, as a sweep builds it, outside Tune;
-    `vector_env_runner=False`: sampled by RLlib's own env runner."""
+    `vector_env_runner=False`: sampled by RLlib's own env runner; `training`
+    overrides `.training()` values."""
     import torch
 
     from tune_rl.config import TrialSettings, build_config
@@ -90,7 +92,8 @@ def build_dqn(algo: str, envs: int, learning_starts: int, iteration_steps: int,
         rollout_fragment_length=4, envs_per_env_runner=envs,
         gpus_per_learner=gpus, vector_env_runner=vector_env_runner,
         min_env_steps_per_iteration=iteration_steps,
-        training={"num_steps_sampled_before_learning_starts": learning_starts})
+        training={"num_steps_sampled_before_learning_starts": learning_starts,
+                  **(training or {})})
     return build_config(PRESETS[algo], ENVS["breakout"], {}, settings).build_algo()
 
 
@@ -108,23 +111,35 @@ def dqn_sampling_steps_per_s(envs: int, steps: int, vector_env_runner: bool = Tr
         algo.stop()
 
 
-def _train_rate(algo, iterations: int) -> float:
+def _train_rate(algo, iterations: int, results: list | None = None) -> float:
+    """Env steps/s over `iterations` train() calls; their results appended to `results`."""
     steps0 = algo.metrics.peek(("env_runners", "num_env_steps_sampled_lifetime"), default=0)
     start = time.perf_counter()
     for _ in range(iterations):
         result = algo.train()
+        if results is not None:
+            results.append(result)
     return (result["num_env_steps_sampled_lifetime"] - steps0) / (time.perf_counter() - start)
 
 
-def rainbow_learning(steps: int, envs: int = 8, gpus: float = 0) -> dict[str, float]:
-    """Rainbow once learning has started: env steps/s and RLlib's update time."""
+def rainbow_learning(steps: int, envs: int = 8, gpus: float = 0,
+                     one_call: bool = True) -> dict[str, float]:
+    """Rainbow once learning has started: env steps/s and RLlib's update time
+    per update of 32. `one_call`: a training step's K updates in one learner
+    call (tune-rl's default, algorithm.py), else RLlib's K calls; RLlib's
+    `learner_update_timer` times a call, so it is divided by K."""
+    from tune_rl.algorithm import UPDATES_PER_LEARNER_CALL
+
     algo = build_dqn("Rainbow_DQN", envs, learning_starts=64, iteration_steps=steps,
-                     gpus=gpus)
+                     gpus=gpus, training={"updates_in_one_learner_call": one_call})
     try:
         algo.train()  # start-up and the first updates
-        rate = _train_rate(algo, 1)
-        update_s = algo.metrics.peek(("timers", "learner_update_timer"))
-        return {"env_steps_per_s": rate, "update_ms": 1000 * update_s}
+        results: list[dict] = []
+        rate = _train_rate(algo, 1, results)
+        call_s = algo.metrics.peek(("timers", "learner_update_timer"))
+        per_call = float(results[-1][UPDATES_PER_LEARNER_CALL])  # numpy in the result
+        return {"env_steps_per_s": rate, "update_ms": 1000 * call_s / per_call,
+                "updates_per_call": per_call}
     finally:
         algo.stop()
 

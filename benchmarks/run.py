@@ -87,6 +87,8 @@ def measure_all(size: dict) -> dict:
         figures["dqn_sampling_8_rllib_runner_env_steps_per_s"] = figure(
             measure.dqn_sampling_steps_per_s(8, size["sample"], vector_env_runner=False),
             "env steps/s", vector, "AtariVectorEnv, 8 envs")
+        # RLlib's K learner calls per training step, then tune-rl's one, back to back.
+        k_calls = measure.rainbow_learning(size["learn"], one_call=False)
         rainbow = measure.rainbow_learning(size["learn"])
         figures["rainbow_update_rllib_ms"] = figure(
             rainbow["update_ms"], "ms per update of 32", plain_ms, "plain PyTorch update",
@@ -94,6 +96,12 @@ def measure_all(size: dict) -> dict:
         figures["rainbow_learning_env_steps_per_s"] = figure(
             rainbow["env_steps_per_s"], "env steps/s", bound,
             "plain-PyTorch bound (4 env steps per update)", 0.6, ">= 0.6 of the bound")
+        figures["rainbow_update_rllib_k_calls_ms"] = figure(
+            k_calls["update_ms"], "ms per update of 32", rainbow["update_ms"],
+            "one learner call per K updates", higher_is_better=False)
+        figures["rainbow_learning_k_calls_env_steps_per_s"] = figure(
+            k_calls["env_steps_per_s"], "env steps/s", rainbow["env_steps_per_s"],
+            "one learner call per K updates")
         for key, algo in (("replay", "DQN"), ("replay_prioritized", "DQN_PER")):
             figures[f"{key}_bytes_per_transition"] = figure(
                 measure.replay_bytes_per_transition(size["replay"], algo), "bytes",

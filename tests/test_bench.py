@@ -23,7 +23,8 @@ FIGURES = {
     "ppo_bare_rllib_env_steps_per_s", "ppo_sweep_trial_env_steps_per_s",
     "ppo_sweep_startup_to_first_result_s", "rainbow_dqn_bare_rllib_env_steps_per_s",
     "rainbow_dqn_sweep_trial_env_steps_per_s", "rainbow_dqn_sweep_startup_to_first_result_s",
-    "rainbow_1_concurrent_total_env_steps_per_s",
+    "rainbow_1_concurrent_total_env_steps_per_s", "rainbow_update_rllib_k_calls_ms",
+    "rainbow_learning_k_calls_env_steps_per_s",
 }
 
 

@@ -157,10 +157,14 @@ class Preset:
 
     @property
     def algorithm_class(self) -> type:
-        """RLlib's class, imported directly: Tune's name registry can be overwritten."""
-        from ray.rllib.algorithms import appo, dqn, impala, ppo
+        """RLlib's class, imported directly: Tune's name registry can be overwritten.
+        The DQN family's is RLlib's DQN making a training step's updates in
+        one learner call (algorithm.py)."""
+        from ray.rllib.algorithms import appo, impala, ppo
 
-        classes = {"PPO": ppo.PPO, "IMPALA": impala.IMPALA, "APPO": appo.APPO, "DQN": dqn.DQN}
+        from tune_rl.algorithm import TuneRLDQN
+
+        classes = {"PPO": ppo.PPO, "IMPALA": impala.IMPALA, "APPO": appo.APPO, "DQN": TuneRLDQN}
         return classes[self.rllib_algo]
 
     @property
