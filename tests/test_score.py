@@ -49,3 +49,25 @@ def test_ppo_breakout_short_iterations_carry_the_score_and_never_diverge(local_r
         assert quiet_after_first_game >= 1, "every iteration ended a game: nothing carried"
     finally:
         trial.stop()
+
+
+def test_a_cartpole_game_sampled_in_many_chunks_is_scored_whole():
+    """RLlib hands ScoreCallback only the last chunk of a game; the score
+    comes from the env's running total (KeepScore), not that chunk's return.
+    With 4-step fragments every CartPole game spans several chunks: a game
+    lasts at least 8 steps (a reward of 1 each), a chunk returns at most 4."""
+    from tune_rl.config import build_config
+
+    ENVS["cartpole"].register()
+    settings = TrialSettings(rollout_fragment_length=4, min_env_steps_per_iteration=400,
+                             training={"num_steps_sampled_before_learning_starts": 10**6})
+    algo = build_config(PRESETS["DQN"], ENVS["cartpole"], {}, settings).build_algo()
+    try:
+        result = algo.train()
+    finally:
+        algo.stop()
+    scores = result["env_runners"][SCORE_KEY]
+    lengths_mean = result["env_runners"]["episode_len_mean"]
+    assert len(scores) >= 5 and min(scores) >= 8, scores
+    # Each game's score is its length (a reward of 1 per step).
+    assert sum(scores) / len(scores) == pytest.approx(lengths_mean, rel=0.5)
