@@ -19,6 +19,7 @@ from tune_rl.config import TrialSettings, build_config
 from tune_rl.envs import ENVS
 from tune_rl.networks import NoisyLinear
 from tune_rl.presets import PRESETS
+from tune_rl.replay import FrameEpisodeReplayBuffer, FramePrioritizedEpisodeReplayBuffer
 
 DQN_FAMILY = [name for name, preset in PRESETS.items() if preset.is_dqn]
 OBS = gym.spaces.Box(0, 255, (84, 84, 4), np.uint8)  # as the env gives them (envs.py)
@@ -200,6 +201,11 @@ def test_each_dqn_preset_takes_real_gradient_steps_on_breakout(local_ray, name):
         # Adam's decaying state otherwise turns subnormal and slow (learner.py).
         assert torch.tensor([1e-39]).mul(1.0).item() == 0.0
         buffer = algo.local_replay_buffer
+        # Trained from a frame buffer (replay.py) at Dopamine's capacity.
+        frame_class = (FramePrioritizedEpisodeReplayBuffer if PRESETS[name].prioritized_replay
+                       else FrameEpisodeReplayBuffer)
+        assert type(buffer) is frame_class and buffer.capacity == 1_000_000
+        assert buffer.frames_mode and buffer.frames
         if PRESETS[name].prioritized_replay:
             # beta anneals from 0.5 towards 1 over the trial's 192 env steps.
             assert 0.5 < buffer.beta <= 1.0

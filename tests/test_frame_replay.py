@@ -221,27 +221,6 @@ def test_other_observations_are_kept_as_rllib_keeps_them():
         assert np.array_equal(a.get_observations(-1), b.get_observations(-1))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name, frame_class", [("DQN", FrameEpisodeReplayBuffer),
-                                               ("DQN_PER", FramePrioritizedEpisodeReplayBuffer)])
-def test_a_dqn_trial_trains_on_breakout_from_the_frame_buffer(local_ray, name, frame_class):
-    settings = TrialSettings(rollout_fragment_length=4, min_env_steps_per_iteration=160,
-                             max_env_steps=320,
-                             training={"num_steps_sampled_before_learning_starts": 64})
-    ENVS["breakout"].register()
-    algo = build_config(PRESETS[name], ENVS["breakout"], {}, settings).build_algo()
-    try:
-        results = [algo.train() for _ in range(2)]
-        buffer = algo.local_replay_buffer
-        assert type(buffer) is frame_class and buffer.capacity == 1_000_000
-        assert buffer.frames_mode and buffer.frames
-        learner = results[-1]["learners"]["default_policy"]
-        assert learner["num_module_steps_trained"] > 0
-        assert np.isfinite(learner["qf_loss"])
-    finally:
-        algo.stop()
-
-
 def dry_run(tmp_path, *extra) -> list[str]:
     return ["sweep", "--dry-run", "--storage-path", str(tmp_path / "ray_results"),
             "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", *extra]
