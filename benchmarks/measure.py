@@ -97,18 +97,45 @@ def build_dqn(algo: str, envs: int, learning_starts: int, iteration_steps: int,
     return build_config(PRESETS[algo], ENVS["breakout"], {}, settings).build_algo()
 
 
-def dqn_sampling_steps_per_s(envs: int, steps: int, vector_env_runner: bool = True) -> float:
-    """RLlib's DQN sampling into its replay buffer before learning starts,
-    the Q-network's forward pass run for every step (epsilon is 1 then, but
-    RLlib's DQN module computes the Q-values before choosing at random).
-    Through tune-rl's VectorEnvRunner, or RLlib's own env runner."""
+def dqn_sampling_steps_per_s(envs: int, steps: int, vector_env_runner: bool = True,
+                             epsilon: float | None = None) -> float:
+    """RLlib's DQN sampling into its replay buffer before learning starts.
+
+    At the preset's epsilon (1 for its first 20,000 steps) every action is
+    random: tune-rl's VectorEnvRunner runs no forward pass then, RLlib's
+    module runs one for every step. `epsilon=0.01` (the preset's value from
+    270,000 steps on, most of a trial) runs the Q-network for 99% of the
+    steps in both. Through VectorEnvRunner, or RLlib's own env runner."""
+    training = {} if epsilon is None else {"epsilon": [[0, epsilon]]}
     algo = build_dqn("DQN", envs, learning_starts=10**9, iteration_steps=steps,
-                     vector_env_runner=vector_env_runner)
+                     vector_env_runner=vector_env_runner, training=training)
     try:
         algo.train()  # first iteration: start-up
         return _train_rate(algo, 1)
     finally:
         algo.stop()
+
+
+def q_network_ms_per_8_steps(batches: int) -> float:
+    """CPU time of the DQN preset's greedy forward pass for 8 env steps, as
+    VectorEnvRunner runs it (two groups of 4 observations), on one torch thread."""
+    import torch
+
+    from tune_rl.config import build_config, build_module
+    from tune_rl.envs import ENVS
+    from tune_rl.presets import PRESETS
+
+    torch.set_num_threads(1)
+    preset, env = PRESETS["DQN"], ENVS["breakout"]
+    module = build_module(preset, env, build_config(preset, env, {}))
+    module.eval()
+    obs = torch.randint(0, 256, (4, 84, 84, 4), dtype=torch.uint8)
+    with torch.no_grad():
+        module.greedy_actions(obs, noise=True)
+        start = time.process_time()
+        for _ in range(2 * batches):
+            module.greedy_actions(obs, noise=True)
+    return 1000 * (time.process_time() - start) / batches
 
 
 def _train_rate(algo, iterations: int, results: list | None = None) -> float:

@@ -28,7 +28,7 @@ RESULTS = Path(__file__).with_name("results")
 # What search finds for its budget is `make bench-search`'s (search.py), not
 # a speed figure: it left this file with its 16 x 50,000 sweeps on 3 seeds.
 SIZES = {
-    "full": dict(env=20000, sample=4000, learn=2000, updates=50, replay=4000, results=300,
+    "full": dict(env=20000, sample=16000, learn=2000, updates=50, replay=4000, results=300,
                  ppo=20000, rainbow=3000, concurrent=(1, 2)),
     "quick": dict(env=4000, sample=1000, learn=512, updates=10, replay=1000, results=100,
                   ppo=4000, rainbow=1024, concurrent=(1, 2)),
@@ -87,6 +87,18 @@ def measure_all(size: dict) -> dict:
         figures["dqn_sampling_8_rllib_runner_env_steps_per_s"] = figure(
             measure.dqn_sampling_steps_per_s(8, size["sample"], vector_env_runner=False),
             "env steps/s", vector, "AtariVectorEnv, 8 envs")
+        # Epsilon 0.01: the Q-network runs for 99% of the steps. Its forward
+        # pass and the emulator share the cores: the rate if the two
+        # overlapped perfectly, the emulator on both cores, bounds sampling.
+        forward_ms = measure.q_network_ms_per_8_steps(size["updates"] * 10)
+        figures["dqn_q_network_ms_per_8_steps"] = figure(forward_ms, "ms of one core")
+        cores = os.cpu_count() or 1
+        bound = cores / (cores / vector + forward_ms / 8000)  # CPU seconds per step
+        figures["dqn_sampling_8_greedy_bound_env_steps_per_s"] = figure(
+            bound, "env steps/s", vector, "AtariVectorEnv, 8 envs")
+        figures["dqn_sampling_8_greedy_env_steps_per_s"] = figure(
+            measure.dqn_sampling_steps_per_s(8, size["sample"], epsilon=0.01), "env steps/s",
+            vector, "AtariVectorEnv, 8 envs", 0.5, ">= 0.5 of the vector env")
         # RLlib's K learner calls per training step, then tune-rl's one, back to back.
         k_calls = measure.rainbow_learning(size["learn"], one_call=False)
         rainbow = measure.rainbow_learning(size["learn"])

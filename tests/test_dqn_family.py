@@ -97,6 +97,15 @@ def test_noise_explores_in_exploration_and_is_off_in_evaluation():
     assert not any(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     # Epsilon is 0 with noisy nets (Hessel et al. 2018): the noise explores.
     assert build_config(PRESETS["Rainbow_DQN"], ENVS["breakout"], {}).epsilon == 0.0
+    # The vector env runner's greedy_actions: the same argmax, the same noise rule.
+    with torch.no_grad():
+        greedy = module.forward_inference(obs)["actions"]
+        flags, _ = noise_flags_and_outputs(
+            module, lambda: module.greedy_actions(obs["obs"], noise=False))
+        assert not any(flags) and torch.equal(module.greedy_actions(obs["obs"], False), greedy)
+        flags, _ = noise_flags_and_outputs(
+            module, lambda: module.greedy_actions(obs["obs"], noise=True))
+        assert flags and all(flags)
 
 
 def test_the_target_network_draws_its_own_noise():

@@ -165,3 +165,24 @@ def test_a_dqn_sweep_sampled_by_the_vector_runner_is_scored_and_its_checkpoint_p
     assert main(["evaluate", summary["best"]["checkpoint"], "--episodes", "2"]) == 0
     out = capsys.readouterr().out
     assert "DQN on breakout, 2 complete games" in out
+
+
+def test_epsilon_greedy_runs_the_network_only_for_greedy_rows_with_rllibs_distribution():
+    from tune_rl.env_runner import epsilon_greedy
+
+    rng = np.random.default_rng(0)
+    asked: list[int] = []
+
+    def greedy(rows: np.ndarray) -> np.ndarray:  # a network whose argmax is always action 3
+        asked.extend(rows.tolist())
+        return np.full(len(rows), 3)
+
+    assert (epsilon_greedy(rng, greedy, 500, 4, 0.0) == 3).all() and len(asked) == 500
+    asked.clear()
+    uniform = epsilon_greedy(rng, greedy, 4000, 4, 1.0)
+    assert not asked  # epsilon 1: no forward pass at all
+    assert np.bincount(uniform, minlength=4) == pytest.approx([1000] * 4, rel=0.15)
+    mixed = epsilon_greedy(rng, greedy, 20_000, 4, 0.3)
+    # RLlib: greedy with probability 0.7, else uniform (which picks 3 a quarter of the time).
+    assert len(asked) == pytest.approx(14_000, rel=0.03)
+    assert (mixed == 3).mean() == pytest.approx(0.7 + 0.3 / 4, abs=0.015)

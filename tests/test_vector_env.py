@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tune_rl.envs import SCORE_KEY, FireOnLifeLoss, make_breakout
-from tune_rl.vector_breakout import VectorBreakout, supports
+from tune_rl.vector_breakout import PLAY, VectorBreakout, supports
 
 
 def actions(steps: int, seed: int = 0) -> list[int]:
@@ -23,10 +23,28 @@ def actions(steps: int, seed: int = 0) -> list[int]:
             for t in range(steps)]
 
 
+def agent_step(vec: VectorBreakout, action: int):
+    """One agent step of game 0 of a one-group VectorBreakout (the other
+    games play random actions): rounds until game 0 completes the step, and
+    after a game end until the next game starts. Returns the step's obs,
+    reward, terminated, truncated, info and the next game's (obs, info) or None."""
+    rng = np.random.default_rng(action)
+    assert vec.phase[0] == PLAY
+    step = start = None
+    while start is None and (step is None or step[2] or step[3]):
+        vec.send(0, np.array([action, *rng.integers(4, size=vec.num_envs - 1)]))
+        r = vec.recv(0)
+        if r.stepped[0]:
+            step = (r.obs[0], r.rewards[0], r.terminated[0], r.truncated[0], r.infos[0])
+        if r.started[0]:
+            start = (r.obs[0], r.infos[0])
+    return (*step, start)
+
+
 def compare(env_config: dict, steps: int, seed: int = 3) -> dict[str, int]:
     """Plays game 0 of a two-game VectorBreakout against make_breakout with the
-    same actions (game 1 plays others), resetting both when a game ends.
-    Returns what happened, asserting equality at every step."""
+    same actions (game 1 plays others), resetting make_breakout when a game
+    ends. Returns what happened, asserting equality at every step."""
     ref = make_breakout({**env_config, "stack_frames_in_env": True})
     vec = VectorBreakout(2, env_config)
     seen = {"steps": 0, "fires": 0, "quiet_fires": 0, "terminated": 0, "truncated": 0,
@@ -34,18 +52,15 @@ def compare(env_config: dict, steps: int, seed: int = 3) -> dict[str, int]:
     try:
         obs, info = ref.reset(seed=seed)
         vobs, vinfos = vec.reset(seed=seed)
+        assert vobs.dtype == np.uint8 and vobs.shape == (2, 84, 84, 4)
         assert np.array_equal(obs, vobs[0]) and info == vinfos[0]
-        rng = np.random.default_rng(1)
         for t, action in enumerate(actions(steps)):
             before = info
             obs, reward, terminated, truncated, info = ref.step(action)
-            vobs, vrewards, vterminated, vtruncated, vinfos = vec.step(
-                np.array([action, rng.integers(4)]))
-            assert vobs.dtype == np.uint8 and vobs.shape == (2, 84, 84, 4)
-            assert np.array_equal(obs, vobs[0]), f"step {t}: {(obs != vobs[0]).sum()} pixels"
-            assert (reward, terminated, truncated) == (
-                vrewards[0], vterminated[0], vtruncated[0]), f"step {t}"
-            assert info == vinfos[0], f"step {t}"
+            vobs, vreward, vterminated, vtruncated, vinfo, start = agent_step(vec, action)
+            assert np.array_equal(obs, vobs), f"step {t}: {(obs != vobs).sum()} pixels"
+            assert (reward, terminated, truncated) == (vreward, vterminated, vtruncated), t
+            assert info == vinfo, f"step {t}"
             seen["steps"] += 1
             seen["points"] += reward > 0
             if info["episode_frame_number"] - before["episode_frame_number"] == 8:
@@ -55,8 +70,9 @@ def compare(env_config: dict, steps: int, seed: int = 3) -> dict[str, int]:
                 seen["terminated"] += terminated
                 seen["truncated"] += truncated
                 obs, info = ref.reset()
-                vobs, vinfos = vec.reset([0, 1])
-                assert np.array_equal(obs, vobs[0]) and info == vinfos[0]
+                assert np.array_equal(obs, start[0]) and info == start[1]
+            else:
+                assert start is None
     finally:
         ref.close()
         vec.close()
@@ -112,10 +128,7 @@ def test_sticky_actions_are_applied():
                 return obs[0], infos[0]
 
             def step(self, action):
-                out = self.env.step(np.array([action]))
-                if out[2][0] or out[3][0]:
-                    self.env.reset([0])
-                return (out[0][0],)
+                return agent_step(self.env, action)
 
             def close(self):
                 self.env.close()
@@ -144,11 +157,11 @@ def test_game_score_is_the_unclipped_sum():
         vec.reset(seed=0)
         total = 0.0
         for action in actions(1500):
-            _, reward, terminated, truncated, infos = vec.step(np.array([action]))
-            assert reward[0] in (0.0, 1.0)
-            total += reward[0]
-            if terminated[0] or truncated[0]:
+            _, reward, terminated, truncated, info, _ = agent_step(vec, action)
+            assert reward in (0.0, 1.0)
+            total += reward
+            if terminated or truncated:
                 break
-        assert infos[0][SCORE_KEY] >= total > 0
+        assert info[SCORE_KEY] >= total > 0
     finally:
         vec.close()

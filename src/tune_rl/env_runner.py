@@ -7,31 +7,36 @@ callbacks, env by env. Measured in one `make bench` run on 2 cores, DQN
 sampled 920 env steps/s with 8 envs where ale-py's vector env alone steps
 5,477/s. `VectorEnvRunner` keeps RLlib's runner (module, weights sync,
 `get_state`/`set_state`, checkpoints, metrics, `sample()`'s arguments) and
-replaces two things:
+replaces three things:
 
-- the env: `VectorBreakout`, the same games as `make_breakout` stepped in
-  ale-py's C++ threads (vector_breakout.py);
-- `_sample`: the envs in two groups, taken in turn: a batched forward pass
-  of the module for one group's observations (its `_forward_exploration`
-  with the timestep RLlib passes, so epsilon schedules and noisy nets
-  behave as in RLlib's runner; the forward pass runs for every step, also
-  at epsilon 1), that group's games started in ale-py's threads, then the
-  other group's results taken. Steps are kept in plain lists per env; the
-  `SingleAgentEpisode` chunks are built once per `sample()` call, with the
-  same content as RLlib's (observations, actions, rewards, infos with
-  `game_score`, terminated/truncated, `weights_seq_no`) and the same
-  episode ids across calls, so the replay buffer joins the chunks as before.
+- the env: `VectorBreakout`, the same games as `make_breakout` in two
+  groups of ale-py C++ vector envs (vector_breakout.py);
+- `_sample`: the groups taken in turn: one group's games run in ale-py's
+  threads while the module computes the other group's actions. Steps are
+  kept in plain lists per env; the `SingleAgentEpisode` chunks are built
+  once per `sample()` call, with the same content as RLlib's (observations,
+  actions, rewards, infos with `game_score`, terminated/truncated,
+  `weights_seq_no`) and the same episode ids across calls, so the replay
+  buffer joins the chunks as before;
+- exploration: `epsilon_greedy` draws RLlib's epsilon-greedy choice first
+  and runs the Q-network only for the envs that act greedily (RLlib's module
+  computes every env's Q-values, then discards those of the random ones).
+  Epsilon comes from the module's own schedule at RLlib's timestep; noisy
+  nets (epsilon 0) run it for every env, with their noise.
 
-Measured on 2 cores shared with other work (same process, back to back,
-`algo.train()` of DQN before learning starts, 8 envs): 1,550-1,610 env
-steps/s against 3,450-3,900 for `AtariVectorEnv` alone (0.42-0.46), where
-RLlib's runner made 864 (0.24). Per 8 env steps of CPU time: the vector env
-2.3 ms, `VectorBreakout` (one thread per game, Python per game) 3.0 ms,
-the Q-network's forward pass 1.3-1.6 ms (one torch thread), the whole
-sampling iteration 5.8-7.0 ms. Two groups cost about 10% more CPU than one
-(two forward passes of 4 instead of one of 8, more thread wake-ups) and
-pay back only where a core is free to overlap them: on that loaded machine
-one and two groups sampled equally fast.
+Measured on 2 cores (8 envs, DQN before learning starts, `make bench` and
+benchmarks/results/full.md for the figures of record): `VectorBreakout`'s
+own Python costs 0.23 ms of the main thread per 8 env steps (one
+`send`/`recv` per group of 4; 3.0 ms with one vector env per game). The
+rest of the main thread's time goes to the Q-network (compute-bound: 0.85 ms
+per batch of 4, about 88 GFLOP/s on one core, so 1.7 ms per 8 env steps at
+epsilon 0.01), RLlib's replay buffer add and metrics (about 0.5 ms per 8
+steps), and the per-step bookkeeping here. At epsilon 0.01 the forward
+pass costs 0.7 of the emulator's CPU time (1.7 against 2.5 core-ms per 8
+steps): were the two perfectly overlapped on 2 cores, with nothing else
+to do, sampling would reach 0.59 of the vector env's rate; the replay add
+and metrics take that to about 0.5 (the bench's
+`dqn_sampling_8_greedy_bound_env_steps_per_s` is the first bound).
 
 What it does not do, where RLlib's runner does:
 - connectors: the module gets the observations as a tensor (what RLlib's
@@ -41,9 +46,9 @@ What it does not do, where RLlib's runner does:
 - callbacks: only `on_environment_created`, `on_episode_end` (with the
   episode's last chunk, as RLlib passes it; `ScoreCallback` reads the game
   score there) and `on_sample_end` are called, not the per-step ones.
-- a game that ends is reset within the same step: RLlib's vector env
-  resets it at the next step (gymnasium's NEXT_STEP autoreset), a round
-  in which that env samples nothing.
+- a game that ends is reset (and served) in the next rounds of its group,
+  rounds in which that env samples nothing, as RLlib's vector env resets
+  it at the next step (gymnasium's NEXT_STEP autoreset).
 - env_config it does not play (`vector_breakout.supports`): config.py keeps
   RLlib's runner for those.
 """
@@ -53,6 +58,7 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -64,9 +70,9 @@ from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.env.utils.infinite_lookback_buffer import InfiniteLookbackBuffer
 from ray.rllib.utils.metrics import WEIGHTS_SEQ_NO
 
-from tune_rl.vector_breakout import VectorBreakout
+from tune_rl.vector_breakout import PLAY, VectorBreakout
 
-GROUPS = 2  # groups of envs taken in turn (module docstring)
+GROUPS = 2  # groups of envs taken in turn (module docstring); 4 or 8 measured slower
 
 
 class RunnerEpisode(SingleAgentEpisode):
@@ -142,17 +148,35 @@ class _Chunk:
                       self.t_started + len(self.actions))
 
 
+def epsilon_greedy(rng: np.random.Generator, greedy: Callable[[np.ndarray], np.ndarray],
+                   n: int, num_actions: int, epsilon: float) -> np.ndarray:
+    """Epsilon-greedy actions for `n` observations, `greedy(rows)` giving the
+    argmax actions of the rows that act greedily.
+
+    The same distribution as RLlib's DQN module (`_forward_exploration`: a
+    uniform action where a uniform draw is below epsilon, else the argmax),
+    but the Q-network runs only for the greedy rows: none at epsilon 1 (the
+    DQN presets' first 20,000 steps), all at epsilon 0 (noisy nets).
+    """
+    actions = rng.integers(num_actions, size=n)
+    rows = np.flatnonzero(rng.random(n) >= epsilon)
+    if len(rows):
+        actions[rows] = greedy(rows)
+    return actions
+
+
 class VectorEnvRunner(SingleAgentEnvRunner):
-    """RLlib's single-agent env runner over `VectorBreakout`, stepping all envs at once."""
+    """RLlib's single-agent env runner over `VectorBreakout`, stepping groups of envs at once."""
 
     def make_env(self) -> None:
         if self.env is not None:
             self.env.close()
         env_config = dict(self.config.env_config)
-        self.env = VectorBreakout(self.config.num_envs_per_env_runner, env_config)
+        self.env = VectorBreakout(self.config.num_envs_per_env_runner, env_config, GROUPS)
         self.num_envs = self.env.num_envs
         self._needs_initial_reset = True
-        self._chunks: list[_Chunk] = []
+        self._chunks: list[_Chunk | None] = []
+        self._rng = np.random.default_rng(self._seed)
         make_callback(
             "on_environment_created", callbacks_objects=self._callbacks,
             callbacks_functions=self.config.callbacks_on_environment_created,
@@ -167,25 +191,29 @@ class VectorEnvRunner(SingleAgentEnvRunner):
         self._ongoing_episodes_for_metrics.clear()
         self._needs_initial_reset = False
 
-    def _actions(self, group: np.ndarray, explore: bool, random_actions: bool,
+    def _actions(self, games: np.ndarray, explore: bool, random_actions: bool,
                  ts: int) -> np.ndarray:
+        num_actions = self.env.single_action_space.n
         if random_actions:
-            return np.array([self.env.single_action_space.sample() for _ in group])
-        obs = np.stack([self._chunks[i].observations[-1] for i in group])
-        batch = {Columns.OBS: torch.from_numpy(obs).to(self._device)}
-        # The module's own forward passes, as `forward_exploration` and
-        # `forward_inference` run them, without their switch to eval mode and
-        # back at every call (two walks over the module: 0.35 of 1.6 ms per
-        # batch of 8 on one core); _sample puts it in eval mode once.
-        with torch.no_grad():
-            if explore:
-                # As RLlib's runner: global env steps, counted over all env runners.
-                runners = self.config.num_env_runners or 1
-                t = (self.num_env_steps_sampled_lifetime // runners + ts) * runners
-                out = self.module._forward_exploration(batch, t=t)
-            else:
-                out = self.module._forward_inference(batch)
-        return out[Columns.ACTIONS].cpu().numpy()
+            return self._rng.integers(num_actions, size=len(games))
+
+        def greedy(rows: np.ndarray) -> np.ndarray:
+            obs = torch.from_numpy(self.env.observations(games[rows])).to(self._device)
+            # The module's own Q-values, without forward_exploration's switch
+            # to eval mode and back at every call (two walks over the module:
+            # 0.35 of 1.6 ms per batch of 8 on one core); _sample puts it in
+            # eval mode once. Noisy nets keep their noise while exploring.
+            with torch.no_grad():
+                return self.module.greedy_actions(obs, noise=explore).cpu().numpy()
+
+        if not explore:
+            return greedy(np.arange(len(games)))
+        # As RLlib's runner: global env steps, counted over all env runners.
+        runners = self.config.num_env_runners or 1
+        t = (self.num_env_steps_sampled_lifetime // runners + ts) * runners
+        self.module.epsilon_schedule.update(t)
+        return epsilon_greedy(self._rng, greedy, len(games), num_actions,
+                              float(self.module.epsilon_schedule.get_current_value()))
 
     def _sample(self, *, num_timesteps: int | None = None, num_episodes: int | None = None,
                 explore: bool, random_actions: bool = False,
@@ -194,56 +222,59 @@ class VectorEnvRunner(SingleAgentEnvRunner):
             self._reset_all()
         if self.module is not None:
             self.module.eval()
+        env = self.env
         ts = eps = 0
         done: list[SingleAgentEpisode] = []
         seq_no = self._weights_seq_no
-        # Two groups of envs in turn: one group's games run in ale-py's
-        # threads while the module computes the other group's actions.
-        groups = np.array_split(np.arange(self.num_envs), min(GROUPS, self.num_envs))
-        in_flight: dict[int, np.ndarray] = {}
+        # Groups of envs in turn: one group's games run in ale-py's threads
+        # while the module computes the other group's actions.
+        in_flight: dict[int, tuple[np.ndarray, int]] = {}  # group: actions, agent steps
 
         def launch(g: int) -> None:
-            in_flight[g] = self._actions(groups[g], explore, random_actions, ts)
-            self.env.step_async(in_flight[g], groups[g])
+            games = env.groups[g]
+            acting = env.phase[games] == PLAY  # the others serve, fire or reset
+            actions = np.zeros(len(games), np.int64)
+            if acting.any():
+                actions[acting] = self._actions(games[acting], explore, random_actions, ts)
+            env.send(g, actions)
+            in_flight[g] = actions, int(acting.sum())
 
         def wanted() -> bool:  # more steps to start: as RLlib's runner, no more than needed
             if num_timesteps is None:
                 return eps < num_episodes
-            return ts + sum(len(groups[h]) for h in in_flight) < num_timesteps
+            return ts + sum(steps for _, steps in in_flight.values()) < num_timesteps
 
         k = 0
         while wanted() or in_flight:
-            g, following = k % len(groups), (k + 1) % len(groups)
+            g, following = k % len(env.groups), (k + 1) % len(env.groups)
             k += 1
             for h in (g, following):
                 if h not in in_flight and wanted():
                     launch(h)
             if g not in in_flight:
                 continue
-            actions, group = in_flight.pop(g), groups[g]
-            obs, rewards, terminated, truncated, infos = self.env.step_wait(group)
+            actions, _ = in_flight.pop(g)
+            result = env.recv(g)
             now = time.perf_counter()
-            for j, i in enumerate(group):
-                chunk = self._chunks[i]
-                chunk.observations.append(obs[j])
-                chunk.infos.append(infos[j])
+            for j in np.flatnonzero(result.stepped):
+                chunk = self._chunks[result.games[j]]
+                chunk.observations.append(result.obs[j])
+                chunk.infos.append(result.infos[j])
                 chunk.actions.append(int(actions[j]))
-                chunk.rewards.append(float(rewards[j]))
+                chunk.rewards.append(float(result.rewards[j]))
                 chunk.seq_nos.append(seq_no)
                 chunk.last_step_time = now
-            ts += len(group)
-            ended = np.flatnonzero(terminated | truncated)
-            for j in ended:
-                i = int(group[j])
-                episode = self._chunks[i].episode(self, bool(terminated[j]),
-                                                  bool(truncated[j]))
+                ts += 1
+            for j in np.flatnonzero(result.terminated | result.truncated):
+                i = int(result.games[j])
+                episode = self._chunks[i].episode(self, bool(result.terminated[j]),
+                                                  bool(result.truncated[j]))
                 self._make_episode_end_callback(episode, i)
                 done.append(episode)
                 eps += 1
-            if len(ended):
-                obs, reset_infos = self.env.reset(group[ended])
-                for j, i in enumerate(group[ended]):
-                    self._chunks[i] = _Chunk(obs[j], reset_infos[j])
+                self._chunks[i] = None  # until the next game starts
+            for j in np.flatnonzero(result.started):
+                self._chunks[result.games[j]] = _Chunk(result.obs[j], result.infos[j])
         if num_episodes is not None:
             # As RLlib's runner: the first `num_episodes` to end; a reset next time.
             done = done[:num_episodes]
@@ -252,7 +283,7 @@ class VectorEnvRunner(SingleAgentEnvRunner):
         else:
             ongoing = []
             for i, chunk in enumerate(self._chunks):
-                if not chunk.actions:
+                if chunk is None or not chunk.actions:
                     continue
                 episode = chunk.episode(self)
                 self._ongoing_episodes_for_metrics[chunk.id_].append(episode)

@@ -141,6 +141,16 @@ class TuneRLDQNModule(DefaultDQNTorchRLModule):
         self._noise = self.noisy
         return super()._forward_exploration(batch, t)
 
+    def greedy_actions(self, obs: torch.Tensor, noise: bool) -> torch.Tensor:
+        """The argmax-Q action of each observation, with the noise exploration
+        (True) or evaluation (False) has; what `_forward_exploration` computes
+        before its epsilon draw (env_runner.epsilon_greedy draws that itself)."""
+        self._noise = noise and self.noisy
+        try:
+            return self.compute_q_values({Columns.OBS: obs})[QF_PREDS].argmax(dim=-1)
+        finally:
+            self._noise = self.noisy
+
     def _forward_train(self, batch: dict[str, Any]) -> dict[str, Any]:
         self._noise = self.noisy
         return super()._forward_train(batch)
