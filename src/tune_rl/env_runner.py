@@ -63,7 +63,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from ray.rllib.callbacks.utils import make_callback
-from ray.rllib.core.columns import Columns
 from ray.rllib.env.env_context import EnvContext
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
