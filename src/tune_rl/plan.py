@@ -142,12 +142,13 @@ class SweepPlan:
             return (f"; the replay buffer in every checkpoint ({self.spec.search} may restore "
                     f"any of them: up to about {shown} each, {each})")
         return (f"; the replay buffer only in the latest (up to about {shown} per trial: "
-                f"{each}), the others keep the weights")
+                f"{each}) and only while the trial runs; the others, and all once it ends, "
+                "keep the weights")
 
     def disk_per_trial(self) -> int:
         """Bytes a trial leaves in storage at most: its kept checkpoints and,
-        for the DQN family, the replay buffer (in the latest checkpoint, or
-        in every one under PBT/PB2).
+        under PBT/PB2, the replay buffer in each of them (replay_on_disk
+        counts the others' buffers).
 
         A checkpoint holds the module and its target net, and after the first
         update Adam's two moments: 16 bytes per parameter. Measured: Rainbow's
@@ -164,15 +165,56 @@ class SweepPlan:
         saved = iterations // spec.checkpoint_every + 1  # and one at the end
         kept = saved if self.mutable else min(saved, spec.keep_checkpoints + 1)
         size = kept * (16 * parameters + 2_000_000)
-        if self.preset.is_dqn:
-            buffers = kept if self.settings.replay_in_every_checkpoint else 1
-            size += buffers * self._replay_held()[1]
+        if self.preset.is_dqn and self.settings.replay_in_every_checkpoint:
+            size += kept * self._replay_held()[1]
         return size
 
+    def replay_on_disk(self) -> tuple[int, int]:
+        """Where a trial's replay buffer lasts only while it runs (the DQN
+        family, except under PBT/PB2; trainable.ReplayBuffersEndWithTrial): how
+        many trials hold one at once, and how many buffers each of them
+        holds in storage at most. (0, 0) where disk_per_trial counts them.
+
+        Its latest checkpoint's and, while it saves, the new checkpoint's:
+        the older one's is removed once the new one is stored. Tune writes
+        the new one to a temporary folder first and copies it to storage
+        (Trainable.save, tempfile.mkdtemp): a third where that folder is on
+        the storage's filesystem.
+        """
+        if not self.preset.is_dqn or self.settings.replay_in_every_checkpoint:
+            return 0, 0
+        spec = self.spec
+        if self.address:  # the cluster's CPUs are known only once connected
+            at_once = min(spec.max_concurrent or spec.trials, spec.trials)
+        else:
+            at_once = self.replay_at_once()[0]
+        temporary = (not self.address and not is_uri(spec.storage_path)
+                     and os.stat(tempfile.gettempdir()).st_dev
+                     == os.stat(_existing(Path(spec.storage_path))).st_dev)
+        return at_once, 2 + temporary
+
+    def disk_needed(self) -> tuple[int, str]:
+        """Bytes the sweep needs in storage at most, and what they are."""
+        per_trial, trials = self.disk_per_trial(), self.spec.trials
+        need = per_trial * trials
+        what = f"{trials} trials x {_bytes(per_trial)} of kept checkpoints"
+        if self.settings.replay_in_every_checkpoint:
+            return need, (f"{what}, each with its replay buffer ({self.spec.search} may "
+                          "restore any of them)")
+        at_once, each = self.replay_on_disk()
+        if not at_once:
+            return need, what
+        size = self._replay_held()[1]
+        need += at_once * each * size
+        why = ("its latest checkpoint's; while it saves, the new one's"
+               + (" and Tune's temporary copy of it" if each == 3 else ""))
+        return need, (f"{what}; replay buffers only while a trial runs: {at_once} at once "
+                      f"x {each} x {_bytes(size)} ({why}; a trial that fails keeps its own, "
+                      "for --resume)")
+
     def _disk(self) -> str:
-        per_trial = self.disk_per_trial()
-        return (f"up to about {_bytes(per_trial)} per trial, {_bytes(per_trial * self.spec.trials)}"
-                f" for {self.spec.trials} trials (checkpoints kept and replay buffers)")
+        need, what = self.disk_needed()
+        return f"up to about {_bytes(need)}: {what}"
 
     def trainable(self):
         """The Tune trainable every trial of this sweep runs."""
@@ -305,8 +347,8 @@ def resolve_plan(spec: SweepSpec, space: dict[str, Any] | None = None) -> SweepP
         env_config=dict(spec.env_config),
         training=dict(spec.training),
         # PBT and PB2 restore a member from another's checkpoint, which need
-        # not be that one's latest by then.
-        replay_in_every_checkpoint=spec.search in POPULATION,
+        # not be that one's latest by then (with params:, no population runs).
+        replay_in_every_checkpoint=spec.search in POPULATION and not spec.params,
     )
     configs = None
     if spec.params:  # one configuration, chosen already (`tune-rl best` writes it)
@@ -402,19 +444,24 @@ def plan_sweep(spec: SweepSpec, resume: bool = False, address: str | None = None
 def _check_room(plan: SweepPlan, path: Path) -> None:
     """Refuses a sweep whose checkpoints the storage cannot hold: it would
     otherwise fail hours in, when a save finds the disk full."""
-    per_trial = plan.disk_per_trial()  # builds the network: once
-    need = per_trial * plan.spec.trials
-    existing = path.resolve()
-    while not existing.exists():  # _check_storage leaves no folder it created
-        existing = existing.parent
-    free = shutil.disk_usage(existing).free
+    need, what = plan.disk_needed()  # builds the network: once
+    free = shutil.disk_usage(_existing(path)).free
     if need > free:
+        fewer = ("a lower max_concurrent, " if plan.replay_on_disk()[0] else "") + "fewer trials"
         raise UsageError(
             f"sweep {plan.spec.name!r} needs up to about {_bytes(need)} in {path} "
-            f"({plan.spec.trials} trials x {_bytes(per_trial)}: kept checkpoints "
-            f"and replay buffers), and {_bytes(free)} is free there. Use fewer trials, a "
-            "smaller training.replay_buffer_config.capacity or keep_checkpoints, or another "
+            f"({what}), and {_bytes(free)} is free there. Use {fewer}, a smaller "
+            "training.replay_buffer_config.capacity or keep_checkpoints, or another "
             "storage_path")
+
+
+def _existing(path: Path) -> Path:
+    """`path`, or its nearest folder that exists (_check_storage leaves no
+    folder it created)."""
+    existing = path.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    return existing
 
 
 def machine_memory() -> int:

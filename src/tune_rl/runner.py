@@ -31,7 +31,7 @@ from tune_rl.search import (
 from tune_rl.spaces import space_summary
 from tune_rl.spec import SweepSpec
 from tune_rl.study import keep_finished_study, open_storage, study_location
-from tune_rl.trainable import ENV_STEPS
+from tune_rl.trainable import ENV_STEPS, ReplayBuffersEndWithTrial
 
 
 def run_sweep(plan: SweepPlan, resume: bool = False, address: str | None = None,
@@ -127,6 +127,11 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
                                study_name=spec.name)
         searcher = SeededTrials(ConcurrencyLimiter(optuna, max_concurrent=concurrency),
                                 spec.seed)
+    callbacks = [tracking, target_saved]
+    # Not for PBT and PB2: a member that ended may still be a donor, restored
+    # into another from any of its checkpoints, buffer included.
+    if plan.preset.is_dqn and not plan.mutable:
+        callbacks.append(ReplayBuffersEndWithTrial())
     return tune.Tuner(
         trainable,
         param_space=_param_space(plan),
@@ -158,7 +163,7 @@ def _new_tuner(plan: SweepPlan, trainable, tracking, concurrency: int):
             ),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             progress_reporter=progress_reporter(plan, scheduler),
-            callbacks=[tracking, target_saved],
+            callbacks=callbacks,
             verbose=1,
         ),
     )

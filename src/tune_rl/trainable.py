@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any
 
 import ray
+from ray import tune
 from ray.tune.result import TRIAL_INFO
 
 from tune_rl.config import TrialSettings, build_config
@@ -57,24 +58,27 @@ RECENT_SCORES_FILE = "tune_rl_recent_scores.json"
 # 1,000,000-transition buffer is about 7.9 GB. CartPole: 555 and 847 in
 # memory, 138 and 226 pickled. The larger figure of each env serves both the
 # memory check and the disk estimate (plan.py). Not uploaded to MLflow. Only
-# a restore needs it, and Tune restores a trial (retry, --resume) from its latest checkpoint:
+# a restore needs it, and Tune restores a trial (retry, --resume) from its
+# latest checkpoint, never a trial that ended (ReplayBuffersEndWithTrial):
 # each save removes it from the trial's older checkpoints, which keep the
-# weights (a best checkpoint is for evaluation, `best` and `confirm`).
+# weights (a best checkpoint is for evaluation, `best` and `confirm`), and
+# the end of the trial from all of them.
 REPLAY_BUFFER_FILE = "tune_rl_replay_buffer.pkl"
 REPLAY_BYTES_PER_TRANSITION = {"breakout": 7_900, "cartpole": 850}
 
 
-def drop_older_replay_buffers(latest) -> list[str]:
-    """Removes the replay buffer from the checkpoints beside `latest` (a
-    persisted ray.tune.Checkpoint), on its own filesystem (local or cloud);
-    returns the files removed."""
+def drop_replay_buffers(latest, keep_latest: bool = True) -> list[str]:
+    """Removes the replay buffer from the checkpoints of `latest`'s trial (a
+    persisted ray.tune.Checkpoint), `latest` itself unless `keep_latest`, on
+    its own filesystem (local or cloud); returns the files removed."""
     import pyarrow.fs
 
     fs, latest_path = latest.filesystem, latest.path.rstrip("/")
     trial_dir = os.path.dirname(latest_path)
     removed = []
     for info in fs.get_file_info(pyarrow.fs.FileSelector(trial_dir)):
-        if (info.type != pyarrow.fs.FileType.Directory or info.path.rstrip("/") == latest_path
+        if (info.type != pyarrow.fs.FileType.Directory
+                or (keep_latest and info.path.rstrip("/") == latest_path)
                 or not os.path.basename(info.path).startswith("checkpoint_")):
             continue
         buffer = f"{info.path.rstrip('/')}/{REPLAY_BUFFER_FILE}"
@@ -85,6 +89,31 @@ def drop_older_replay_buffers(latest) -> list[str]:
         except OSError:  # Tune deleted that checkpoint meanwhile (keep_checkpoints)
             continue
     return removed
+
+
+
+class ReplayBuffersEndWithTrial(tune.Callback):
+    """Removes a DQN-family trial's replay buffer from all its checkpoints
+    when the trial ends: Tune never restores a trial that ended.
+
+    Tune calls `on_trial_complete` for a trial that reached its budget and
+    for one ASHA stopped, once the trial's last checkpoint is saved (Tune
+    holds the STOP until that save is processed). Recorded on a real sweep
+    (DQN, CartPole, 4 trials of 600 env steps, ASHA's rung at 200, one trial
+    crashing once at about 215 env steps): the crashed trial got
+    `on_trial_recover` (PENDING, buffer kept), was restored and ran to 645
+    env steps, then got `on_checkpoint` and `on_trial_complete`; each of the
+    three ASHA stopped at 205-218 got `on_checkpoint`, then
+    `on_trial_complete`. By Tune 2.60's TuneController: a trial whose retries
+    are spent gets `on_trial_error` instead and keeps its buffer (--resume
+    restores it: resume_errored); Ctrl-C, and the stop of every trial once
+    one reaches the target score, stop trials with neither hook, so a trial
+    then running keeps its buffer.
+    """
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        if trial.checkpoint is not None:
+            drop_replay_buffers(trial.checkpoint, keep_latest=False)
 
 
 def _local_learner_call(algo, fn) -> Any:
@@ -298,7 +327,7 @@ def make_trainable(preset: Preset, env: EnvChoice, settings: TrialSettings, torc
             # Persisted (by Tune's storage) only when run by Tune.
             if (preset.is_dqn and not settings.replay_in_every_checkpoint
                     and self._storage is not None and result.checkpoint is not None):
-                drop_older_replay_buffers(result.checkpoint)
+                drop_replay_buffers(result.checkpoint)
             return result
 
         def load_checkpoint(self, checkpoint_dir: str) -> None:
