@@ -89,7 +89,8 @@ def measure_all(size: dict) -> dict:
             "env steps/s", vector, "AtariVectorEnv, 8 envs")
         # Epsilon 0.01: the Q-network runs for 99% of the steps. Its forward
         # pass and the emulator share the cores: the rate if the two
-        # overlapped perfectly, the emulator on both cores, bounds sampling.
+        # overlapped perfectly, the emulator on both cores and nothing else
+        # to do, bounds sampling.
         forward_ms = measure.q_network_ms_per_8_steps(size["updates"] * 10)
         figures["dqn_q_network_ms_per_8_steps"] = figure(forward_ms, "ms of one core")
         cores = os.cpu_count() or 1
