@@ -40,6 +40,10 @@ Measured with ale-py 0.12.1 (tests/test_vector_env.py):
   (its CPU time; ale-py's threads not counted), with the four frames of a
   pixel shifted as one uint32. Random play needs 3.5% more rounds than agent
   steps (the FIRE, reset and serve rounds).
+- A serve whose FIRE ends the game (a 4-frame cap) restarts it unserved,
+  as `FireOnLifeLoss.reset` does: same observations; today's env passes
+  the reset's seed to that second reset too, so its ALE frame counter
+  starts again where the vector env's goes on.
 - With sticky actions (0.25) the games diverge from today's env within a
   few steps even when ALE gets the same seed as gymnasium gives it
   (`AtariEnv.seed_game`): the vector env draws stickiness from its own RNG.
