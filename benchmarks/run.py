@@ -94,9 +94,9 @@ def measure_all(size: dict) -> dict:
         forward_ms = measure.q_network_ms_per_8_steps(size["updates"] * 10)
         figures["dqn_q_network_ms_per_8_steps"] = figure(forward_ms, "ms of one core")
         cores = os.cpu_count() or 1
-        bound = cores / (cores / vector + forward_ms / 8000)  # CPU seconds per step
+        sampling_bound = cores / (cores / vector + forward_ms / 8000)  # CPU seconds per step
         figures["dqn_sampling_8_greedy_bound_env_steps_per_s"] = figure(
-            bound, "env steps/s", vector, "AtariVectorEnv, 8 envs")
+            sampling_bound, "env steps/s", vector, "AtariVectorEnv, 8 envs")
         figures["dqn_sampling_8_greedy_env_steps_per_s"] = figure(
             measure.dqn_sampling_steps_per_s(8, size["sample"], epsilon=0.01), "env steps/s",
             vector, "AtariVectorEnv, 8 envs", 0.5, ">= 0.5 of the vector env")
