@@ -136,7 +136,7 @@ class SweepPlan:
         from tune_rl.trainable import REPLAY_BYTES_PER_TRANSITION
 
         held, size = self._replay_held()
-        shown = f"{size / 1e9:.2g} GB" if size >= 1e9 else f"{size / 1e6:.3g} MB"
+        shown = _bytes(size)
         each = f"{held} transitions x {REPLAY_BYTES_PER_TRANSITION[self.env.name]:,} bytes"
         if self.settings.replay_in_every_checkpoint:
             return (f"; the replay buffer in every checkpoint ({self.spec.search} may restore "

@@ -1,6 +1,6 @@
 """Replay buffers for the DQN family: frames stored once, and PER's beta annealed.
 
-Frames stored once. The DQN family's env stacks its last 4 frames itself
+The DQN family's env stacks its last 4 frames itself
 (envs.py: RLlib 2.60's episode buffers keep no lookback, so its learner-side
 frame stacking cannot be used), and RLlib's episode buffers keep every
 observation whole: 28 KB per transition, where 3 of its 4 frames are also
@@ -36,15 +36,9 @@ Infos stay: each step's info dict (ALE's and our wrappers' numpy scalars)
 measured at about 0.2 KB of a transition, not what stood between 28 KB and
 8; and RLlib's uniform sampling returns them with each transition.
 
-Prioritized replay whose importance-sampling exponent beta anneals to 1.
-
-Schaul et al. (2016, section 3.4) and Hessel et al. (2018) anneal beta
-linearly from its initial value to 1 by the end of learning, so the updates
-are fully bias-corrected when it matters most. RLlib's new-stack DQN passes
-one fixed `beta` to `sample()` (dqn.py, `_training_step_new_api_stack`);
-this buffer replaces it with the annealed value. The type is named by its
-import path in `replay_buffer_config`: RLlib picks its episode-buffer code
-path by finding "EpisodeReplayBuffer" in that string.
+The types are named by their import paths in `replay_buffer_config`:
+RLlib picks its episode-buffer code path by finding "EpisodeReplayBuffer"
+in that string.
 """
 
 from __future__ import annotations
@@ -200,6 +194,16 @@ class FrameStore:
 
 
 class BetaAnnealingPrioritizedEpisodeReplayBuffer(PrioritizedEpisodeReplayBuffer):
+    """Prioritized replay whose importance-sampling exponent beta anneals to 1.
+
+    Schaul et al. (2016, section 3.4) and Hessel et al. (2018) anneal beta
+    linearly from its initial value to 1 by the end of learning, so the
+    updates are fully bias-corrected when it matters most. RLlib's new-stack
+    DQN passes one fixed `beta` to `sample()` (dqn.py,
+    `_training_step_new_api_stack`); this buffer replaces it with the
+    annealed value.
+    """
+
     def __init__(self, *args, beta: float = 0.4, beta_anneal_env_steps: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
         self.beta_initial = beta
