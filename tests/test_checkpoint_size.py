@@ -61,7 +61,19 @@ def test_older_checkpoints_lose_their_buffer_and_keep_everything_else(tmp_path):
     assert len(list(trial.rglob("algorithm_state.pkl"))) == 3
 
 
-def test_dry_run_shows_the_buffers_size_per_trial(tmp_path, capsys):
+@pytest.fixture
+def free_disk(monkeypatch):
+    """The storage's free space, as the disk check reads it: the full
+    profiles' plans need more than some machines that run the tests have."""
+    import tune_rl.plan
+
+    def set_free(size: int) -> None:
+        monkeypatch.setattr(tune_rl.plan, "disk_free", lambda path: size)
+    set_free(100 * 10**9)
+    return set_free
+
+
+def test_dry_run_shows_the_buffers_size_per_trial(tmp_path, capsys, free_disk):
     args = ["sweep", "--dry-run", "--storage-path", str(tmp_path / "ray_results"),
             "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
     # One trial at once: its buffer, up to 3 while it saves, 24 GB of disk.
@@ -192,7 +204,7 @@ def test_a_dqn_sweep_keeps_a_buffer_only_where_a_restore_may_need_it(
     assert "params:" in (tmp_path / "best.yaml").read_text()
 
 
-def test_a_sweep_its_storage_cannot_hold_is_refused_before_launch(tmp_path, capsys):
+def test_a_sweep_its_storage_cannot_hold_is_refused_before_launch(tmp_path, capsys, free_disk):
     # Full Rainbow: 2 checkpoints of 6.76M parameters per trial, and the
     # 1,000,000-transition buffer (7.9 GB) of the one trial at once, up to 3
     # while it saves; 100,000 trials' checkpoints hold no disk.
@@ -207,5 +219,8 @@ def test_a_sweep_its_storage_cannot_hold_is_refused_before_launch(tmp_path, caps
     assert main([*args, "--trials", "100000"]) == 2
     err = capsys.readouterr().err
     assert "(100000 trials x 220 MB of kept checkpoints; replay buffers only" in err, err
-    assert "is free there. Use a lower max_concurrent, fewer trials" in err
+    assert "and 100 GB is free there. Use a lower max_concurrent, fewer trials" in err
+    free_disk(20 * 10**9)  # less than the 24.1 GB of 2 trials
+    assert main([*args, "--trials", "2"]) == 2
+    assert "needs up to about 24.1 GB" in capsys.readouterr().err
     assert not storage.exists() and not (tmp_path / "m.db").exists()

@@ -9,7 +9,6 @@ observations they store are keys, their memory is a quarter of a stack's.
 
 from __future__ import annotations
 
-import json
 import pickle
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from ray.rllib.utils.replay_buffers.episode_replay_buffer import EpisodeReplayBu
 from tune_rl.cli import main
 from tune_rl.config import TrialSettings, build_config
 from tune_rl.envs import ENVS
+from tune_rl.errors import UsageError
 from tune_rl.presets import PRESETS
 from tune_rl.replay import (
     BetaAnnealingPrioritizedEpisodeReplayBuffer,
@@ -226,28 +226,46 @@ def dry_run(tmp_path, *extra) -> list[str]:
             "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", *extra]
 
 
-def test_dry_run_shows_the_replay_memory_of_the_trials_at_once(tmp_path, capsys):
-    assert main(dry_run(tmp_path, "--algo", "DQN", "--profile", "full", "--trials", "2",
-                        "--max-concurrent", "1")) == 0
-    line = json.loads(capsys.readouterr().out)["replay_memory"]
+def test_dry_run_shows_the_replay_memory_of_the_trials_at_once():
+    from tune_rl.plan import resolve_plan
+    from tune_rl.spec import load_spec
+
+    # The plan's own description, which --dry-run prints (its disk check
+    # depends on the machine's free space: not this test's subject).
+    plan = resolve_plan(load_spec("DQN", profile="full", trials=2, max_concurrent=1))
+    line = plan.describe()["replay_memory"]
     assert line.startswith("up to about 7.") and "per trial (1000000 transitions x" in line
-    assert "1 trial(s) at once on this machine" in line
+    assert "1 trial(s) at once on this machine: 7.9 GB, and about 2.5 GB for the trial " \
+        "processes and the sweep, of its" in line
 
 
 def test_a_sweep_whose_buffers_do_not_fit_in_memory_is_refused(tmp_path, capsys,
                                                                 monkeypatch):
     import tune_rl.plan
 
-    monkeypatch.setattr(tune_rl.plan, "machine_memory", lambda: 10 * 10**9)
-    # Two trials at once on this machine's 2 CPUs, 1,000,000 transitions each.
+    # Two trials at once on this machine's 2 CPUs, 1,000,000 transitions each
+    # (7.9 GB): 15.8 GB of buffers, and 1.5 GB for each trial's process and 1
+    # GB for the sweep's own besides.
+    monkeypatch.setattr(tune_rl.plan, "machine_memory", lambda: 12 * 10**9)
     assert main(dry_run(tmp_path, "--algo", "DQN", "--profile", "full", "--trials", "2",
                         "--max-concurrent", "2")) == 2
     error = capsys.readouterr().err
     assert "of replay buffers at once (2 trials at once x 1000000 transitions x" in error
-    assert "this machine has 10 GB of memory" in error
-    assert "training.replay_buffer_config.capacity: " in error
+    assert "about 4 GB besides (1.5 GB a trial process, 1 GB the sweep's own)" in error
+    assert "this machine has 12 GB of memory" in error
+    assert "training.replay_buffer_config.capacity: 506329 or less" in error
     assert "max_concurrent: 1 or fewer" in error
     assert not (tmp_path / "ray_results").exists()  # refused before anything started
+    # The buffers alone would fit in 17 GB; with the processes they do not.
+    from tune_rl.plan import _check_memory, resolve_plan
+    from tune_rl.spec import load_spec
+
+    plan = resolve_plan(load_spec("DQN", profile="full", trials=2, max_concurrent=2))
+    monkeypatch.setattr(tune_rl.plan, "machine_memory", lambda: 17 * 10**9)
+    with pytest.raises(UsageError, match="this machine has 17 GB of memory"):
+        _check_memory(plan)
+    monkeypatch.setattr(tune_rl.plan, "machine_memory", lambda: 20 * 10**9)
+    _check_memory(plan)
 
 
 def test_on_a_cluster_the_dry_run_says_the_nodes_memory_is_not_checked():
