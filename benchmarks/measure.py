@@ -118,7 +118,7 @@ def dqn_sampling_steps_per_s(envs: int, steps: int, vector_env_runner: bool = Tr
 
 def q_network_ms_per_8_steps(batches: int) -> float:
     """CPU time of the DQN preset's greedy forward pass for 8 env steps, as
-    VectorEnvRunner runs it (two groups of 4 observations), on one torch
+    VectorEnvRunner runs it (a batch per group of envs), on one torch
     thread, with its weights out of the CPU caches as they are there.
 
     Between two forward passes the runner steps emulators and stores frames;
@@ -127,10 +127,10 @@ def q_network_ms_per_8_steps(batches: int) -> float:
     2.8 ms for two batches of 4, where a loop of forward passes takes 1.5.
     Touching 64 MB between calls gives the same 1.37 ms per batch of 4 (0.75
     with the 6.4 MB of the 3136x512 layer's weights still cached)."""
-    import numpy as np
     import torch
 
     from tune_rl.config import build_config, build_module
+    from tune_rl.env_runner import GROUPS
     from tune_rl.envs import ENVS
     from tune_rl.presets import PRESETS
 
@@ -138,12 +138,12 @@ def q_network_ms_per_8_steps(batches: int) -> float:
     preset, env = PRESETS["DQN"], ENVS["breakout"]
     module = build_module(preset, env, build_config(preset, env, {}))
     module.eval()
-    obs = torch.randint(0, 256, (4, 84, 84, 4), dtype=torch.uint8)
+    obs = torch.randint(0, 256, (8 // GROUPS, 84, 84, 4), dtype=torch.uint8)
     elsewhere = np.ones(64 * 2**20 // 8)
     spent = 0.0
     with torch.no_grad():
         module.greedy_actions(obs, noise=True)
-        for _ in range(2 * batches):
+        for _ in range(GROUPS * batches):
             elsewhere.sum()  # evicts the weights, as the emulators do
             start = time.thread_time()
             module.greedy_actions(obs, noise=True)

@@ -137,12 +137,11 @@ class SweepPlan:
         from tune_rl.trainable import REPLAY_BYTES_PER_TRANSITION
 
         held, size = self._replay_held()
-        shown = _bytes(size)
         each = f"{held} transitions x {REPLAY_BYTES_PER_TRANSITION[self.env.name]:,} bytes"
         if self.settings.replay_in_every_checkpoint:
             return (f"; the replay buffer in every checkpoint ({self.spec.search} may restore "
-                    f"any of them: up to about {shown} each, {each})")
-        return (f"; the replay buffer only in the latest (up to about {shown} per trial: "
+                    f"any of them: up to about {_bytes(size)} each, {each})")
+        return (f"; the replay buffer only in the latest (up to about {_bytes(size)} per trial: "
                 f"{each}) and only while the trial runs; the others, and all once it ends, "
                 "keep the weights")
 

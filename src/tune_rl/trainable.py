@@ -91,7 +91,6 @@ def drop_replay_buffers(latest, keep_latest: bool = True) -> list[str]:
     return removed
 
 
-
 class ReplayBuffersEndWithTrial(tune.Callback):
     """Removes a DQN-family trial's replay buffer from all its checkpoints
     when the trial ends: Tune never restores a trial that ended.

@@ -71,7 +71,7 @@ assert FRAME_STACK == 4 and sys.byteorder == "little", "recv stacks four frames 
 UNSUPPORTED = {"noop_max": 0, "terminal_on_life_loss": False}  # key: the only value allowed
 NOOP, FIRE = 0, FireOnLifeLoss.FIRE
 THREADS = 2  # per group: measured best with 2 groups of 4 games on 2 cores
-INFO_KEYS = ("lives", "episode_frame_number", "frame_number")
+INFO_KEYS = ("lives", "episode_frame_number", "frame_number")  # as gymnasium's AtariEnv gives
 
 # A game's phase: what its next round does.
 PLAY = 0     # the agent's action; its result ends an agent step unless a FIRE follows
@@ -118,14 +118,13 @@ class VectorBreakout:
                              f"{env_config}: use envs.make_breakout")
         self.num_envs = num_envs
         self.groups = np.array_split(np.arange(num_envs), min(groups, num_envs))
-        self.repeat_action_probability = float(
-            env_config.get("repeat_action_probability", 0.25))
         self._vectors = [
             AtariVectorEnv(
                 "breakout", len(games), num_threads=THREADS, stack_num=1, frameskip=4,
                 maxpool=True, img_height=SIZE, img_width=SIZE, grayscale=True, noop_max=0,
                 use_fire_reset=False, reward_clipping=False, episodic_life=False,
-                repeat_action_probability=self.repeat_action_probability,
+                repeat_action_probability=float(
+                    env_config.get("repeat_action_probability", 0.25)),
                 max_num_frames_per_episode=int(env_config.get("max_frames_per_episode",
                                                               108_000)),
                 autoreset_mode="NextStep")
@@ -215,10 +214,8 @@ class VectorBreakout:
         stacks = self._stacks
         infos: list[dict[str, Any] | None] = [None] * len(games)
         for j in np.flatnonzero(done):
-            infos[j] = {"lives": int(lives[j]),
-                        "episode_frame_number": int(info["episode_frame_number"][j]),
-                        "frame_number": int(info["frame_number"][j]),
-                        SCORE_KEY: float(self._score[games[j]])}
+            infos[j] = {key: int(info[key][j]) for key in INFO_KEYS}
+            infos[j][SCORE_KEY] = float(self._score[games[j]])
         return Round(games, stepped, started, stacks[games], np.sign(rewards),
                      terminated & stepped, truncated & stepped, infos)
 
